@@ -1,0 +1,37 @@
+# Bootstrap and everyday targets. `make demo` and `make test` are the two
+# commands the README promises work on a fresh machine: both build the venv
+# first (idempotent: it is rebuilt only when setup.py or the constraints change).
+
+SHELL := /bin/bash
+VENV ?= .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.ganpipe-installed
+PYTEST_ARGS ?=
+
+# TFX 1.16 needs Python 3.10. Take $PYTHON if set, else the first 3.10 found on
+# PATH or under pyenv (whose `python3.10` shim may refuse to run).
+PYTHON ?= $(shell for p in python3.10 $$(ls -d $${PYENV_ROOT:-$$HOME/.pyenv}/versions/3.10*/bin/python3.10 2>/dev/null | sort -Vr) /usr/bin/python3.10 /usr/local/bin/python3.10; do \
+	  "$$p" -c 'import sys; sys.exit(sys.version_info[:2] != (3, 10))' >/dev/null 2>&1 && { command -v "$$p"; break; }; done)
+
+.PHONY: venv demo test bench clean-venv
+
+venv: $(STAMP)
+
+$(STAMP): setup.py requirements/constraints.txt
+	@if [ -z "$(PYTHON)" ]; then \
+	  echo "error: Python 3.10 not found (TFX 1.16 needs it). Install it, or run: make PYTHON=/path/to/python3.10" >&2; exit 2; fi
+	@echo "Creating $(VENV) with $(PYTHON)"
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade "pip==24.3.1" 2>&1 | grep -v "^WARNING: Location" || true
+	$(BIN)/python -m pip install --quiet -c requirements/constraints.txt -e ".[test]" 2>&1 | grep -v "^WARNING: Location"; exit $${PIPESTATUS[0]}
+	$(BIN)/python -c "import tfx.v1, tensorflow_data_validation, tfx_bsl.beam, trainer, pipeline, components"
+	touch $@
+
+demo: venv
+	$(BIN)/ganpipe run
+
+test: venv
+	$(BIN)/python -m pytest tests $(PYTEST_ARGS)
+
+clean-venv:
+	rm -rf $(VENV)

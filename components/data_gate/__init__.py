@@ -1,0 +1,1 @@
+"""DataGate: stops the run when the data is not fit to train on."""

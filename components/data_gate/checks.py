@@ -1,0 +1,45 @@
+"""The gate's rules, as plain functions over plain data (easy to test, no TFX)."""
+
+from __future__ import annotations
+
+from typing import Mapping
+
+from tensorflow_metadata.proto.v0 import anomalies_pb2
+
+
+def anomaly_problems(split: str, anomalies: anomalies_pb2.Anomalies) -> list[str]:
+    """One line per TFDV anomaly, naming the split and the feature."""
+    problems = []
+    for feature, info in sorted(anomalies.anomaly_info.items()):
+        reasons = "; ".join(reason.description or reason.short_description for reason in info.reason)
+        problems.append(f"{split} split, feature '{feature}': {reasons or info.description}")
+    if anomalies.HasField("dataset_anomaly_info"):
+        info = anomalies.dataset_anomaly_info
+        reasons = "; ".join(reason.description or reason.short_description for reason in info.reason)
+        problems.append(f"{split} split, whole dataset: {reasons or info.description}")
+    return problems
+
+
+def ingest_problems(report: Mapping, max_bad_fraction: float) -> list[str]:
+    """Rejected files above the configured share stop the run; the reasons are counted."""
+    total = int(report.get("total_files", 0))
+    rejected = report.get("rejected", {}) or {}
+    bad = sum(int(count) for count in rejected.values())
+    if total == 0 or bad / total <= max_bad_fraction:
+        return []
+    by_reason = ", ".join(f"{reason}={count}" for reason, count in sorted(rejected.items()) if count)
+    return [
+        f"{bad} of {total} input files ({bad / total:.1%}) were rejected, above the limit of "
+        f"{max_bad_fraction:.1%} (data.max_bad_fraction): {by_reason}"
+    ]
+
+
+def size_problems(examples_per_split: Mapping[str, int], min_images: int) -> list[str]:
+    """Too little data to train on, or nothing to evaluate against, is a stop too."""
+    problems = []
+    for split, count in sorted(examples_per_split.items()):
+        if count == 0:
+            problems.append(f"{split} split is empty")
+        elif split == "train" and count < min_images:
+            problems.append(f"train split has {count} images, fewer than data.min_images={min_images}")
+    return problems

@@ -1,0 +1,66 @@
+"""The end of a run: what was pushed, how it scored, and a picture of its samples."""
+
+from __future__ import annotations
+
+import os
+
+from pipeline.config import PipelineConfig
+from pipeline.outcome import read_outcome
+
+SAMPLES_FILE = "samples.png"
+NUM_SAMPLES = 64
+
+
+def summarize(config: PipelineConfig, started_ms: int, seconds: float) -> str:
+    """Writes <output>/samples.png (real next to generated) and returns the closing text."""
+    outcome = read_outcome(config.metadata_path, started_ms)
+    lines = [f"ganpipe: pipeline finished in {seconds:.0f}s"]
+    if outcome.evaluation:
+        lines.append("ganpipe: evaluation: " + _scores(outcome.evaluation))
+    if outcome.evaluation_uri:
+        lines.append(f"ganpipe: evaluation page: {os.path.join(outcome.evaluation_uri, 'index.html')}")
+    if outcome.pushed:
+        lines.append(f"ganpipe: pushed generator: {outcome.pushed_destination}")
+    else:
+        reasons = "; ".join((outcome.evaluation or {}).get("reasons", [])) or "see the evaluation page"
+        lines.append(f"ganpipe: NOT pushed (not blessed): {reasons}")
+    model_dir = outcome.pushed_destination if outcome.pushed else _serving_model_path(outcome.model_uri)
+    if model_dir and outcome.examples_uri:
+        path = os.path.join(config.output_dir, SAMPLES_FILE)
+        write_samples(model_dir, outcome.examples_uri, config, path)
+        kind = "pushed" if outcome.pushed else "candidate (not pushed)"
+        lines.append(f"ganpipe: samples of the {kind} generator next to real images: {os.path.abspath(path)}")
+    return "\n".join(lines)
+
+
+def write_samples(model_dir: str, examples_uri: str, config: PipelineConfig, path: str) -> None:
+    import tensorflow as tf
+
+    from trainer import contract
+    from trainer.data import load_images
+    from trainer.visualize import save_comparison
+
+    generator = tf.saved_model.load(model_dir)
+    seeds = tf.range(NUM_SAMPLES, dtype=tf.int64)
+    generated = generator.signatures[contract.SEEDS_SIGNATURE](**{contract.SEEDS_INPUT: seeds})
+    real = load_images([os.path.join(examples_uri, f"Split-{contract.EVAL_SPLIT}", "*")],
+                       config.train.channels, config.train.image_size, limit=NUM_SAMPLES)
+    save_comparison(real, generated[contract.IMAGES_OUTPUT].numpy(), path)
+
+
+def _serving_model_path(model_uri: str | None) -> str | None:
+    if not model_uri:
+        return None
+    from tfx.utils import path_utils
+
+    return path_utils.serving_model_path(model_uri)
+
+
+def _scores(evaluation: dict) -> str:
+    parts = [f"extractor {evaluation.get('extractor')}"]
+    for role in ("candidate", "baseline", "real_floor"):
+        block = evaluation.get(role)
+        if block and block.get("fid") is not None:
+            parts.append(f"{role} FID {block['fid']:.2f}")
+    parts.append("blessed" if evaluation.get("blessed") else "not blessed")
+    return ", ".join(parts)

@@ -1,0 +1,35 @@
+"""ganpipe: a GAN pipeline on TFX and Kubeflow.
+
+The exact working set (every transitive package) is pinned in
+requirements/constraints.txt; `make venv` installs with it so a fresh machine
+resolves the same versions that were tested. The ranges below are what the
+code needs; the constraints file is what we ship.
+"""
+
+from setuptools import find_packages, setup
+
+setup(
+    name="ganpipe",
+    version="0.1.0",
+    description="Images in, a better GAN generator served out: TFX + Kubeflow.",
+    python_requires="==3.10.*",
+    packages=find_packages(include=["pipeline", "pipeline.*", "components", "components.*",
+                                    "trainer", "trainer.*"]),
+    install_requires=[
+        "tfx[kfp]==1.16.0",
+        "tensorflow==2.16.2",
+        "tensorflow-data-validation==1.16.1",
+        "apache-beam==2.74.0",
+        "kfp==2.5.0",
+        # tfx-bsl imports dill, which apache-beam 2.74 no longer pulls in.
+        "dill",
+        "Pillow",
+        "PyYAML",
+        "scipy",
+        "scikit-learn",
+        "matplotlib",
+        "tqdm",
+    ],
+    extras_require={"test": ["pytest"]},
+    entry_points={"console_scripts": ["ganpipe=pipeline.cli:main"]},
+)

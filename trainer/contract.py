@@ -1,0 +1,27 @@
+"""Names shared across the pipeline: tf.Example features and generator signatures.
+
+These are the stable contracts in DESIGN.md. Ingestion writes the features,
+the trainer and evaluator read them, TF Serving clients call the signatures:
+change a name here and every one of them has to change with it.
+"""
+
+# tf.Example features written by ImageExampleGen.
+IMAGE_KEY = "image"  # encoded image bytes, as found on disk (or PNG for arrays)
+HEIGHT_KEY = "height"  # int64, of the stored image
+WIDTH_KEY = "width"  # int64
+CHANNELS_KEY = "channels"  # int64, of the stored image (before any conversion)
+LABEL_KEY = "label"  # int64, -1 when unknown
+SOURCE_KEY = "source"  # bytes: where the image came from (path, or file#index)
+SHA256_KEY = "sha256"  # bytes: hex digest of the image bytes
+UNKNOWN_LABEL = -1
+
+TRAIN_SPLIT = "train"
+EVAL_SPLIT = "eval"
+
+# Generator SavedModel signatures.
+SERVING_SIGNATURE = "serving_default"  # z float32 [N, latent] -> images uint8 [N, H, W, C]
+SEEDS_SIGNATURE = "generate_from_seeds"  # seeds int64 [N] -> images uint8, png string [N]
+LATENT_INPUT = "z"
+SEEDS_INPUT = "seeds"
+IMAGES_OUTPUT = "images"
+PNG_OUTPUT = "png"
