@@ -89,12 +89,13 @@ def _report_stop(error: Exception, output_dir: str) -> int:
     from components.data_gate.executor import DataGateError
 
     print(f"ganpipe: the pipeline stopped: {error}", file=sys.stderr)
-    if not isinstance(error, DataGateError):
+    if isinstance(error, DataGateError):
+        print("ganpipe: nothing downstream of the data gate ran; nothing was pushed.", file=sys.stderr)
+    else:
         trace_path = os.path.abspath(os.path.join(output_dir, "last_error.txt"))
         with open(trace_path, "w", encoding="utf-8") as handle:
             handle.write("".join(traceback.format_exception(error)))
         print(f"ganpipe: full traceback: {trace_path}", file=sys.stderr)
-    print("ganpipe: nothing was pushed.", file=sys.stderr)
     return EXIT_STOPPED
 
 

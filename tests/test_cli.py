@@ -1,0 +1,60 @@
+"""Bad input fails fast: one line on stderr, exit code 2, before TFX starts."""
+
+from __future__ import annotations
+
+import pytest
+
+from pipeline import cli
+
+
+def _run(capsys, *argv: str) -> tuple[int, str]:
+    code = cli.main(["run", *argv])
+    return code, capsys.readouterr().err
+
+
+def test_missing_folder(capsys, tmp_path):
+    code, err = _run(capsys, "--data", str(tmp_path / "nope"), "--output", str(tmp_path / "out"))
+    assert code == 2 and "nope" in err and err.count("\n") == 1
+
+
+def test_empty_folder(capsys, tmp_path):
+    (tmp_path / "empty").mkdir()
+    code, err = _run(capsys, "--data", str(tmp_path / "empty"), "--output", str(tmp_path / "out"))
+    assert code == 2 and "empty" in err.lower() and err.count("\n") == 1
+
+
+def test_folder_without_a_decodable_image(capsys, tmp_path):
+    junk = tmp_path / "junk"
+    junk.mkdir()
+    (junk / "a.png").write_bytes(b"\x89PNG\r\n\x1a\n" + b"\0" * 20)
+    (junk / "b.jpg").write_bytes(b"")
+    (junk / "c.txt").write_text("hello")
+    code, err = _run(capsys, "--data", str(junk), "--output", str(tmp_path / "out"))
+    assert code == 2 and "decodable" in err and err.count("\n") == 1
+
+
+def test_output_inside_input_is_refused(capsys, png_folder):
+    code, err = _run(capsys, "--data", str(png_folder), "--output", str(png_folder / "out"))
+    assert code == 2 and "inside the input folder" in err
+
+
+@pytest.mark.parametrize(
+    "argv, key",
+    [
+        (["--set", "train.steps=0"], "train.steps"),
+        (["--set", "train.stepz=3"], "train.stepz"),
+        (["--set", "oops"], "KEY=VALUE"),
+        (["--format", "parquet"], "data.format"),
+    ],
+)
+def test_bad_config_values(capsys, tmp_path, argv, key):
+    code, err = _run(capsys, *argv, "--output", str(tmp_path / "out"))
+    assert code == 2 and key in err and err.count("\n") == 1
+    assert not (tmp_path / "out").exists()
+
+
+def test_bad_yaml_file(capsys, tmp_path):
+    config = tmp_path / "c.yaml"
+    config.write_text("train: {batch_size: -4}\n")
+    code, err = _run(capsys, "--config", str(config), "--output", str(tmp_path / "out"))
+    assert code == 2 and "train.batch_size" in err

@@ -1,0 +1,78 @@
+"""Config: YAML and --set map onto one object; bad keys and values name themselves."""
+
+from __future__ import annotations
+
+import pytest
+
+from pipeline.config import ConfigError, PipelineConfig, load_config
+
+
+def test_defaults_are_valid_and_point_inside_output_dir():
+    config = load_config()
+    assert config.data.path == "digits"
+    assert config.serving_base == "ganpipe_output/serving/generator"
+    assert config.pipeline_root.startswith(config.output_dir)
+
+
+def test_yaml_and_overrides_combine_with_overrides_winning(tmp_path):
+    path = tmp_path / "run.yaml"
+    path.write_text("train:\n  steps: 50\n  batch_size: 8\ndata:\n  eval_fraction: 0.2\n")
+    config = load_config(str(path), {"train.steps": "7", "evaluate.max_fid": "12"})
+    assert (config.train.steps, config.train.batch_size) == (7, 8)
+    assert config.data.eval_fraction == 0.2
+    assert config.evaluate.max_fid == 12.0
+
+
+@pytest.mark.parametrize(
+    "yaml_text, key",
+    [
+        ("train:\n  stpes: 5\n", "train.stpes"),
+        ("nonsense: 1\n", "nonsense"),
+        ("data:\n  path: [1, 2]\n", "data.path"),
+        ("train:\n  steps: ten\n", "train.steps"),
+        ("train:\n  steps: 2.5\n", "train.steps"),
+        ("train:\n  image_size: 30\n", "train.image_size"),
+        ("data:\n  eval_fraction: 1.5\n", "data.eval_fraction"),
+        ("data:\n  convert_channels: 'yes'\n", "data.convert_channels"),
+        ("push:\n  model_name: ../escape\n", "push.model_name"),
+        ("evaluate:\n  extractor: inception\n", "evaluate.extractor"),
+    ],
+)
+def test_bad_yaml_is_rejected_naming_the_key(tmp_path, yaml_text, key):
+    path = tmp_path / "bad.yaml"
+    path.write_text(yaml_text)
+    with pytest.raises(ConfigError, match=key.replace(".", r"\.")):
+        load_config(str(path))
+
+
+@pytest.mark.parametrize(
+    "override, key",
+    [
+        ({"train.nope": "1"}, "train.nope"),
+        ({"train": "1"}, "train"),
+        ({"train.steps": "0"}, "train.steps"),
+        ({"train.channels": "2"}, "train.channels"),
+        ({"data.max_bad_fraction": "-0.1"}, "data.max_bad_fraction"),
+    ],
+)
+def test_bad_overrides_are_rejected_naming_the_key(override, key):
+    with pytest.raises(ConfigError, match=key.replace(".", r"\.")):
+        load_config(None, override)
+
+
+def test_string_fields_keep_text_that_looks_like_other_types():
+    config = load_config(None, {"data.path": "2024", "push.model_name": "true"})
+    assert config.data.path == "2024" and config.push.model_name == "true"
+
+
+def test_unreadable_and_non_mapping_yaml(tmp_path):
+    with pytest.raises(ConfigError, match="cannot read"):
+        load_config(str(tmp_path / "missing.yaml"))
+    (tmp_path / "list.yaml").write_text("- 1\n- 2\n")
+    with pytest.raises(ConfigError, match="mapping"):
+        load_config(str(tmp_path / "list.yaml"))
+
+
+def test_to_dict_round_trips_through_the_trainer_section():
+    config = PipelineConfig()
+    assert config.to_dict()["train"]["latent_dim"] == config.train.latent_dim

@@ -1,0 +1,31 @@
+"""The gate's rules on plain data; the whole gate runs in tests/test_end_to_end.py."""
+
+from __future__ import annotations
+
+from tensorflow_metadata.proto.v0 import anomalies_pb2
+
+from components.data_gate import checks
+
+
+def test_anomalies_are_named_by_split_and_feature():
+    anomalies = anomalies_pb2.Anomalies()
+    info = anomalies.anomaly_info["channels"]
+    info.reason.add(short_description="Out-of-range values", description="Unexpectedly large value: 3.")
+    assert checks.anomaly_problems("eval", anomalies) == [
+        "eval split, feature 'channels': Unexpectedly large value: 3."
+    ]
+    assert checks.anomaly_problems("eval", anomalies_pb2.Anomalies()) == []
+
+
+def test_rejected_share_above_the_limit_stops_with_counts_by_reason():
+    report = {"total_files": 40, "rejected": {"corrupt_or_truncated": 3, "empty_file": 1, "not_an_image": 0}}
+    (problem,) = checks.ingest_problems(report, max_bad_fraction=0.05)
+    assert "4 of 40" in problem and "10.0%" in problem
+    assert "corrupt_or_truncated=3" in problem and "empty_file=1" in problem and "not_an_image" not in problem
+    assert checks.ingest_problems(report, max_bad_fraction=0.10) == []
+
+
+def test_empty_or_tiny_splits_stop():
+    assert checks.size_problems({"train": 100, "eval": 0}, 16) == ["eval split is empty"]
+    assert "fewer than data.min_images=16" in checks.size_problems({"train": 5, "eval": 2}, 16)[0]
+    assert checks.size_problems({"train": 16, "eval": 1}, 16) == []

@@ -1,0 +1,114 @@
+"""The whole pipeline through the real CLI, LocalDagRunner and MLMD, on small data."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import tensorflow as tf
+
+from tests.conftest import TINY_RUN_FLAGS, run_cli, write_png_folder
+
+
+@pytest.fixture(scope="module")
+def demo_run(tmp_path_factory):
+    """One tiny run on the bundled digits, shared by the assertions below."""
+    work = tmp_path_factory.mktemp("demo")
+    output = work / "out"
+    result = run_cli("run", "--output", str(output), *TINY_RUN_FLAGS, cwd=work)
+    assert result.returncode == 0, result.stdout + result.stderr
+    return output, result
+
+
+def _versions(serving_base: Path) -> list[Path]:
+    return sorted(p for p in serving_base.iterdir() if p.is_dir()) if serving_base.exists() else []
+
+
+def test_run_pushes_a_versioned_generator_and_writes_samples(demo_run):
+    output, result = demo_run
+    (version,) = _versions(output / "serving" / "generator")
+    assert version.name.isdigit() and (version / "saved_model.pb").exists()
+    assert f"pushed generator: {version}" in result.stdout
+    samples = output / "samples.png"
+    assert samples.exists() and samples.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    for stage in ("ImageExampleGen", "DataGate", "Trainer", "GanEvaluator", "Pusher"):
+        assert f"{stage} done" in result.stdout
+
+
+def test_ingest_report_is_stored_with_the_examples(demo_run):
+    output, _ = demo_run
+    (report_path,) = (output / "pipeline_root").glob("ImageExampleGen/examples/*/ingest_report.json")
+    report = json.loads(report_path.read_text())
+    assert report["accepted"] == 1797 and report["total_files"] == 1797
+    assert report["splits"]["train"] + report["splits"]["eval"] == 1797 and report["splits"]["eval"] > 0
+
+
+def test_pushed_generator_loads_with_plain_tensorflow_in_a_clean_process(demo_run, tmp_path):
+    output, _ = demo_run
+    (version,) = _versions(output / "serving" / "generator")
+    probe = f"""
+import json, tensorflow as tf
+m = tf.saved_model.load({str(version)!r})
+z = tf.random.normal([3, 100])
+a = m.signatures["serving_default"](z=z)["images"]
+s = m.signatures["generate_from_seeds"](seeds=tf.constant([5, 6, 5], tf.int64))
+b = m.signatures["generate_from_seeds"](seeds=tf.constant([5], tf.int64))
+png = tf.io.decode_png(s["png"][0])
+print(json.dumps({{"a": [a.dtype.name] + a.shape.as_list(), "s": [s["images"].dtype.name] + s["images"].shape.as_list(),
+  "same_seed_same_image": bool(tf.reduce_all(s["images"][0] == s["images"][2])),
+  "batch_independent": bool(tf.reduce_all(s["images"][0] == b["images"][0])),
+  "png_matches": bool(tf.reduce_all(png == s["images"][0])),
+  "modules": sorted(k for k in __import__("sys").modules if k.split(".")[0] in ("trainer", "pipeline", "components", "tfx"))}}))
+"""
+    completed = subprocess.run([sys.executable, "-I", "-c", probe], cwd=tmp_path, capture_output=True,
+                               text=True, timeout=300)
+    assert completed.returncode == 0, completed.stderr
+    facts = json.loads(completed.stdout.strip().splitlines()[-1])
+    assert facts["a"] == ["uint8", 3, 16, 16, 1]
+    assert facts["s"] == ["uint8", 3, 16, 16, 1]
+    assert facts["same_seed_same_image"] and facts["batch_independent"] and facts["png_matches"]
+    assert facts["modules"] == []
+
+
+def test_too_many_corrupt_files_stop_the_run_before_training(tmp_path):
+    images = tmp_path / "images"
+    paths = write_png_folder(images, 40)
+    (images / "truncated.png").write_bytes(paths[0].read_bytes()[:60])
+    (images / "empty.png").write_bytes(b"")
+    (images / "notes.txt").write_text("not an image")
+    output = tmp_path / "out"
+    result = run_cli("run", "--data", str(images), "--output", str(output), *TINY_RUN_FLAGS, cwd=tmp_path)
+    assert result.returncode == 1, result.stdout + result.stderr
+    assert "data gate stopped the run" in result.stderr
+    assert "3 of 43 input files" in result.stderr
+    assert "corrupt_or_truncated=1" in result.stderr and "empty_file=1" in result.stderr
+    assert not (output / "pipeline_root" / "Trainer").exists()
+    assert not (output / "serving").exists()
+
+
+def test_anomalies_in_imported_tfrecords_stop_the_run(tmp_path):
+    """Examples missing a contract feature (sha256) are caught by TFDV and stop the run."""
+    data = tmp_path / "records"
+    data.mkdir()
+    with tf.io.TFRecordWriter(str(data / "data.tfrecord")) as writer:
+        for index in range(40):
+            pixels = tf.cast(tf.fill([16, 16, 1], index * 5), tf.uint8)
+            feature = {
+                "image": tf.train.Feature(bytes_list=tf.train.BytesList(value=[tf.io.encode_png(pixels).numpy()])),
+                "height": tf.train.Feature(int64_list=tf.train.Int64List(value=[16])),
+                "width": tf.train.Feature(int64_list=tf.train.Int64List(value=[16])),
+                "channels": tf.train.Feature(int64_list=tf.train.Int64List(value=[1])),
+                "label": tf.train.Feature(int64_list=tf.train.Int64List(value=[-1])),
+                "source": tf.train.Feature(bytes_list=tf.train.BytesList(value=[f"r{index}".encode()])),
+            }
+            writer.write(tf.train.Example(features=tf.train.Features(feature=feature)).SerializeToString())
+    output = tmp_path / "out"
+    result = run_cli("run", "--data", str(data), "--output", str(output), *TINY_RUN_FLAGS,
+                     "--set", "data.min_images=2", cwd=tmp_path)
+    assert result.returncode == 1, result.stdout + result.stderr
+    assert "data gate stopped the run" in result.stderr
+    assert "feature 'sha256'" in result.stderr
+    assert not (output / "serving").exists()
