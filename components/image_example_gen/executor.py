@@ -1,0 +1,108 @@
+"""ImageExampleGen executor: plan the input, run the Beam ingest, write the report.
+
+The output looks like a stock ExampleGen's (Split-train/ and Split-eval/ of
+GZIP tf.Example TFRecords, `split_names`, payload and file format
+properties), so stock StatisticsGen and Trainer read it unchanged.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from typing import Any
+
+import tensorflow as tf
+from absl import logging
+from tfx import types
+from tfx.components.example_gen import write_split
+from tfx.components.util import examples_utils
+from tfx.dsl.components.base import base_beam_executor
+from tfx.proto import example_gen_pb2
+from tfx.types import artifact_utils
+
+from components.image_example_gen import ingest, report, sources
+from components.image_example_gen.errors import IngestInputError
+
+EXAMPLES_KEY = "examples"
+INPUT_BASE_KEY = "input_base"
+DATA_FORMAT_KEY = "data_format"
+EVAL_FRACTION_KEY = "eval_fraction"
+CHANNELS_KEY = "channels"
+CONVERT_CHANNELS_KEY = "convert_channels"
+LABELS_FROM_SUBFOLDERS_KEY = "labels_from_subfolders"
+
+# Custom properties of the Examples artifact (MLMD), mirroring the report.
+ACCEPTED_PROPERTY = "ingest_accepted"
+REJECTED_PROPERTY = "ingest_rejected"
+TOTAL_PROPERTY = "ingest_total"
+BAD_FRACTION_PROPERTY = "ingest_bad_fraction"
+
+
+def _flag(value: Any) -> bool:
+    """Exec properties may come back from MLMD as 0/1 ints or "true"/"false" strings."""
+    if isinstance(value, str):
+        return value.strip().lower() in ("1", "true", "yes")
+    return bool(value)
+
+
+class Executor(base_beam_executor.BaseBeamExecutor):
+    """Ingests images into tf.Examples; see component.ImageExampleGen for the contract."""
+
+    def Do(
+        self,
+        input_dict: dict[str, list[types.Artifact]],
+        output_dict: dict[str, list[types.Artifact]],
+        exec_properties: dict[str, Any],
+    ) -> None:
+        del input_dict  # the input is a path, not an artifact
+        input_base = str(exec_properties[INPUT_BASE_KEY])
+        channels = int(exec_properties.get(CHANNELS_KEY, 1))
+        convert_channels = _flag(exec_properties.get(CONVERT_CHANNELS_KEY, False))
+        eval_fraction = float(exec_properties.get(EVAL_FRACTION_KEY, 0.1))
+        labels_from_subfolders = _flag(exec_properties.get(LABELS_FROM_SUBFOLDERS_KEY, True))
+        examples = artifact_utils.get_single_instance(output_dict[EXAMPLES_KEY])
+
+        data_format = sources.detect_format(input_base, str(exec_properties.get(DATA_FORMAT_KEY) or "auto"))
+        plan = sources.plan_inputs(input_base, data_format, labels_from_subfolders)
+        logging.info("ImageExampleGen: %d %s input item(s) (%d images/files) from %s",
+                     len(plan.items), data_format, plan.total, input_base)
+
+        examples.split_names = artifact_utils.encode_split_names(list(ingest.SPLITS))
+        split_uris = {split: artifact_utils.get_split_uri([examples], split) for split in ingest.SPLITS}
+        report_path = os.path.join(examples.uri, report.REPORT_FILE)
+        started = time.monotonic()
+        with self._make_beam_pipeline() as pipeline:
+            _ = pipeline | "IngestImages" >> ingest.IngestImages(
+                plan.items, split_uris, report_path, channels, convert_channels, eval_fraction)
+        seconds = time.monotonic() - started
+
+        with tf.io.gfile.GFile(report_path) as handle:
+            summary = json.load(handle)  # what the pipeline counted
+        document = report.build_report(
+            summary,
+            input_base=input_base,
+            data_format=data_format,
+            total_files=plan.total,
+            label_names=plan.label_names,
+            hidden_files=plan.hidden_files,
+            hidden_dirs=plan.hidden_dirs,
+            seconds=seconds,
+            settings={"channels": channels, "convert_channels": convert_channels,
+                      "eval_fraction": eval_fraction, "labels_from_subfolders": labels_from_subfolders},
+        )
+        ingest.write_json(document, report_path)
+
+        examples_utils.set_payload_format(examples, example_gen_pb2.FORMAT_TF_EXAMPLE)
+        examples_utils.set_file_format(examples, write_split.to_file_format_str(example_gen_pb2.FORMAT_TFRECORDS_GZIP))
+        examples.set_int_custom_property(ACCEPTED_PROPERTY, document["accepted"])
+        examples.set_int_custom_property(REJECTED_PROPERTY, document["rejected_total"])
+        examples.set_int_custom_property(TOTAL_PROPERTY, document["total_files"])
+        examples.set_float_custom_property(BAD_FRACTION_PROPERTY, float(document["bad_fraction"]))
+        logging.info("ImageExampleGen: %d accepted (%s), rejected: %s, %.1f images/s; report: %s",
+                     document["accepted"], document["splits"], report.reasons_line(document["rejected"]) or "none",
+                     document["images_per_second"] or 0.0, report_path)
+        if document["accepted"] == 0:
+            raise IngestInputError(
+                f"no decodable image in {input_base}: all {plan.total} rejected "
+                f"({report.reasons_line(document['rejected'])}); see {report_path}")

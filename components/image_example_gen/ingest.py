@@ -1,0 +1,161 @@
+"""The Beam side of ImageExampleGen: inputs -> validated tf.Examples in two splits.
+
+    Create(items) -> Reshuffle -> ParDo(decode + validate; rejections tagged)
+        accepted -> Partition(train, eval by sha256) -> WriteToTFRecord (GZIP) per split
+        accepted + rejected -> CombineGlobally(summary) -> ingest_report.json
+
+Items are files, or chunks of an array file (see sources.plan_inputs), so a
+runner can spread a 60,000-image IDX file over workers after the Reshuffle.
+"""
+
+from __future__ import annotations
+
+import collections
+import hashlib
+import json
+import os
+from typing import Iterator
+
+import apache_beam as beam
+import tensorflow as tf
+
+from components.image_example_gen import arrays, report, sources, validation
+from trainer import contract
+
+REJECTED = "rejected"
+TFRECORD_PREFIX = "data_tfrecord"  # what stock ExampleGen names its shards
+SPLITS = (contract.TRAIN_SPLIT, contract.EVAL_SPLIT)
+
+
+def split_for(sha256_hex: str, eval_fraction: float) -> str:
+    """Deterministic by content: identical images always land in the same split."""
+    return contract.EVAL_SPLIT if int(sha256_hex[:8], 16) % 10000 < eval_fraction * 10000 else contract.TRAIN_SPLIT
+
+
+def make_example(image: bytes, check: validation.ImageCheck, label: int, source: str, sha256_hex: str) -> bytes:
+    def ints(value: int) -> tf.train.Feature:
+        return tf.train.Feature(int64_list=tf.train.Int64List(value=[value]))
+
+    def raw(value: bytes) -> tf.train.Feature:
+        return tf.train.Feature(bytes_list=tf.train.BytesList(value=[value]))
+
+    feature = {
+        contract.IMAGE_KEY: raw(image),
+        contract.HEIGHT_KEY: ints(check.height),
+        contract.WIDTH_KEY: ints(check.width),
+        contract.CHANNELS_KEY: ints(check.channels),
+        contract.LABEL_KEY: ints(int(label)),
+        contract.SOURCE_KEY: raw(source.encode("utf-8", "surrogateescape")),
+        contract.SHA256_KEY: raw(sha256_hex.encode("ascii")),
+    }
+    return tf.train.Example(features=tf.train.Features(feature=feature)).SerializeToString()
+
+
+class _ArrayCache:
+    """The last few array files a worker loaded: chunks of one file arrive one after another."""
+
+    def __init__(self, capacity: int = 2):
+        self._capacity = capacity
+        self._loaded: collections.OrderedDict = collections.OrderedDict()
+
+    def get(self, array_file: arrays.ArrayFile) -> arrays.LoadedArrays:
+        if array_file.path in self._loaded:
+            self._loaded.move_to_end(array_file.path)
+        else:
+            self._loaded[array_file.path] = arrays.load_array_file(array_file)
+            while len(self._loaded) > self._capacity:
+                self._loaded.popitem(last=False)
+        return self._loaded[array_file.path]
+
+
+class DecodeAndValidate(beam.DoFn):
+    """Emits (split, serialized tf.Example, channels); rejections go to the REJECTED tag."""
+
+    def __init__(self, channels: int, convert_channels: bool, eval_fraction: float):
+        self._channels = channels
+        self._convert_channels = convert_channels
+        self._eval_fraction = eval_fraction
+        self._arrays = None
+
+    def setup(self) -> None:
+        self._arrays = _ArrayCache()
+
+    def process(self, item: sources.InputItem) -> Iterator:
+        if isinstance(item, sources.FileItem):
+            data, check = validation.validate_file(item.path, self._channels, self._convert_channels)
+            yield self._emit(data, check, item.path, item.label)
+            return
+        loaded = self._arrays.get(item.array_file)
+        for index in range(item.start, item.stop):
+            label = sources.UNKNOWN_LABEL if loaded.labels is None else int(loaded.labels[index])
+            data = arrays.encode_png(loaded.images[index])
+            check = validation.validate_image(data, self._channels, self._convert_channels)
+            yield self._emit(data, check, f"{item.array_file.path}#{index}", label)
+
+    def _emit(self, data: bytes, check: validation.ImageCheck, source: str, label: int):
+        if not check.ok:
+            return beam.pvalue.TaggedOutput(REJECTED, (source, check.reason, check.detail, check.channels))
+        digest = hashlib.sha256(data).hexdigest()
+        return split_for(digest, self._eval_fraction), make_example(data, check, label, source, digest), check.channels
+
+
+class SummaryFn(beam.CombineFn):
+    """Folds outcomes into a report summary; the rejected list stays capped while combining."""
+
+    def create_accumulator(self) -> dict:
+        return report.empty_summary()
+
+    def add_input(self, summary: dict, outcome: tuple) -> dict:
+        if outcome[0] == "accepted":
+            return report.add_accepted(summary, outcome[1], outcome[2])
+        _, source, reason, detail, channels = outcome
+        return report.add_rejected(summary, source, reason, detail, channels)
+
+    def merge_accumulators(self, summaries) -> dict:
+        return report.merge_summaries(summaries)
+
+    def extract_output(self, summary: dict) -> dict:
+        return summary
+
+
+def write_json(document: dict, path: str) -> None:
+    with tf.io.gfile.GFile(path, "w") as handle:
+        handle.write(json.dumps(document, indent=1))
+
+
+@beam.ptransform_fn
+def IngestImages(  # pylint: disable=invalid-name
+    pipeline: beam.Pipeline,
+    items: list,
+    split_uris: dict,
+    summary_path: str,
+    channels: int,
+    convert_channels: bool,
+    eval_fraction: float,
+) -> None:
+    """Writes `<split_uri>/data_tfrecord-*.gz` per split and the summary JSON to `summary_path`."""
+    outcomes = (
+        pipeline
+        | "CreateInputs" >> beam.Create(items, reshuffle=False)
+        | "Reshuffle" >> beam.Reshuffle()
+        | "DecodeAndValidate" >> beam.ParDo(DecodeAndValidate(channels, convert_channels, eval_fraction))
+        .with_outputs(REJECTED, main="accepted")
+    )
+    accepted, rejected = outcomes.accepted, outcomes[REJECTED]
+    by_split = accepted | "PartitionBySplit" >> beam.Partition(lambda record, _: SPLITS.index(record[0]), len(SPLITS))
+    for split, records in zip(SPLITS, by_split):
+        _ = (
+            records
+            | f"Serialized[{split}]" >> beam.Map(lambda record: record[1])
+            | f"Write[{split}]" >> beam.io.WriteToTFRecord(
+                os.path.join(split_uris[split], TFRECORD_PREFIX), file_name_suffix=".gz")
+        )
+    _ = (
+        (
+            accepted | "AcceptedOutcome" >> beam.Map(lambda record: ("accepted", record[0], record[2])),
+            rejected | "RejectedOutcome" >> beam.Map(lambda rejection: ("rejected", *rejection)),
+        )
+        | "AllOutcomes" >> beam.Flatten()
+        | "Summarize" >> beam.CombineGlobally(SummaryFn())
+        | "WriteSummary" >> beam.Map(write_json, summary_path)
+    )

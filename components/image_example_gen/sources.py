@@ -1,0 +1,285 @@
+"""What the input is and what is in it: format detection, listing, preflight.
+
+Pure Python (NumPy and Pillow; TensorFlow only once a file passes Pillow), no
+Beam, no TFX: the CLI runs `preflight` before TFX starts, so a missing folder
+or a folder of junk fails in about a second with one line. The executor plans
+its Beam input with the same `plan_inputs`, and both validate images with the
+same `validation.validate_image`.
+
+Paths are local (or mounted, e.g. a Kubernetes PVC) filesystem paths.
+"""
+
+from __future__ import annotations
+
+import collections
+import dataclasses
+import os
+from typing import Union
+
+from components.image_example_gen import arrays, validation
+from components.image_example_gen.errors import IngestInputError
+
+__all__ = [
+    "IngestInputError", "FORMATS", "FileItem", "ArrayChunk", "InputPlan",
+    "detect_format", "plan_inputs", "preflight",
+]
+
+FOLDER = "folder"
+IDX = arrays.IDX
+NPZ = arrays.NPZ
+TFRECORD = "tfrecord"
+FORMATS = (FOLDER, IDX, NPZ, TFRECORD)
+TFRECORD_SUFFIXES = (".tfrecord", ".tfrecords", ".tfr", ".gz")
+UNKNOWN_LABEL = -1
+# Array files are cut into chunks so a runner can spread one big file over workers.
+ARRAY_CHUNK = 1000
+
+
+@dataclasses.dataclass(frozen=True)
+class FileItem:
+    """One file of a folder input; `path` is also its `source` feature."""
+
+    path: str
+    label: int = UNKNOWN_LABEL
+
+
+@dataclasses.dataclass(frozen=True)
+class ArrayChunk:
+    """Images [start, stop) of one array file; their sources are `<path>#<index>`."""
+
+    array_file: arrays.ArrayFile
+    start: int
+    stop: int
+
+
+InputItem = Union[FileItem, ArrayChunk]
+
+
+@dataclasses.dataclass
+class InputPlan:
+    """Everything the Beam pipeline reads, decided before it starts."""
+
+    path: str
+    format: str
+    items: list  # of InputItem
+    total: int  # input files (folder) or images (arrays): the denominator of bad_fraction
+    hidden_files: int = 0  # dotfiles skipped
+    hidden_dirs: int = 0  # dot-folders skipped (not descended into)
+    label_names: list = dataclasses.field(default_factory=list)
+    array_files: list = dataclasses.field(default_factory=list)
+
+
+def detect_format(path: str, data_format: str = "auto") -> str:
+    """Returns folder / idx / npz / tfrecord; raises IngestInputError when it cannot tell."""
+    if data_format != "auto" and data_format not in FORMATS:
+        raise IngestInputError(f"data format {data_format!r} is not one of auto, {', '.join(FORMATS)}")
+    if not os.path.exists(path):
+        raise IngestInputError(f"input path {path} does not exist")
+    if data_format != "auto":
+        return data_format
+    name = os.path.basename(path.rstrip(os.sep)).lower()
+    if os.path.isfile(path):
+        if name.endswith(".npz"):
+            return NPZ
+        if arrays.is_idx_name(name) or name.endswith("-ubyte"):
+            return IDX
+        if name.endswith(TFRECORD_SUFFIXES):
+            return TFRECORD
+        raise IngestInputError(f"cannot tell the format of {path}: give a folder of images, an .npz file, "
+                               "an IDX file (*images*idx3-ubyte[.gz]) or TFRecords (.tfrecord[.gz])")
+    if not os.path.isdir(path):
+        raise IngestInputError(f"input path {path} is neither a file nor a folder")
+    top_files = _visible_top_files(path)
+    if any(arrays.is_idx_name(entry) for entry in top_files):
+        return IDX
+    with os.scandir(path) as entries:
+        has_subfolders = any(not entry.name.startswith(".") and entry.is_dir() for entry in entries)
+    if top_files and not has_subfolders:
+        lowered = [entry.lower() for entry in top_files]
+        if all(entry.endswith(".npz") for entry in lowered):
+            return NPZ
+        if all(entry.endswith(TFRECORD_SUFFIXES) for entry in lowered):
+            return TFRECORD
+    return FOLDER
+
+
+def plan_inputs(path: str, data_format: str, labels_from_subfolders: bool = True) -> InputPlan:
+    """Lists the input (files, or array files cut into chunks); raises on an unusable input."""
+    if not os.path.exists(path):
+        raise IngestInputError(f"input path {path} does not exist")
+    if data_format == FOLDER:
+        return _plan_folder(path, labels_from_subfolders)
+    if data_format in (IDX, NPZ):
+        files = _array_files(path, data_format)
+        items = [
+            ArrayChunk(array_file, start, min(start + ARRAY_CHUNK, array_file.count))
+            for array_file in files
+            for start in range(0, array_file.count, ARRAY_CHUNK)
+        ]
+        return InputPlan(path=path, format=data_format, items=items, total=sum(f.count for f in files),
+                         array_files=files)
+    if data_format == TFRECORD:
+        raise IngestInputError(f"{path} holds TFRecords: those are ingested by ImportExampleGen, "
+                               "not ImageExampleGen")
+    raise IngestInputError(f"data format {data_format!r} is not one of {', '.join(FORMATS)}")
+
+
+def preflight(path: str, data_format: str = "auto", channels: int = 1, convert_channels: bool = False) -> dict:
+    """Checks, before TFX starts, that the input holds at least one usable image.
+
+    Files are validated in listing order until one passes, with the same
+    function the Beam pipeline uses; array files are loaded and checked in
+    full (dtype, value range, label counts), and their first image validated.
+    """
+    data_format = detect_format(path, data_format)
+    if data_format == TFRECORD:
+        return {"path": path, "format": TFRECORD}
+    plan = plan_inputs(path, data_format, labels_from_subfolders=True)
+    reasons: collections.Counter = collections.Counter()
+    examples: dict[str, str] = {}
+    checked = 0
+    first_valid = None
+    candidates = _preflight_candidates(plan)
+    for source, check_one in candidates:
+        checked += 1
+        check = check_one(channels, convert_channels)
+        if check.ok:
+            first_valid = (source, check)
+            break
+        reasons[check.reason] += 1
+        examples.setdefault(check.reason, f"{source}: {check.detail}")
+    if first_valid is None:
+        counted = ", ".join(f"{reason}={count}" for reason, count in sorted(reasons.items()))
+        sample = "; ".join(examples[reason] for reason in sorted(examples))
+        unit = "file(s)" if data_format == FOLDER else "array file(s), first image of each"
+        wanted = "image" if convert_channels else f"{channels}-channel image"
+        raise IngestInputError(f"no decodable {wanted} in {path}: checked {checked} {unit} ({counted}); "
+                               f"e.g. {sample}")
+    source, check = first_valid
+    result = {
+        "path": path,
+        "format": data_format,
+        "total_files": plan.total,
+        "hidden_files": plan.hidden_files,
+        "hidden_dirs": plan.hidden_dirs,
+        "checked": checked,
+        "first_valid": source,
+        "first_image": {"format": check.image_format, "height": check.height, "width": check.width,
+                        "channels": check.channels},
+        "label_names": plan.label_names,
+    }
+    if data_format != FOLDER:
+        result["num_images"] = plan.total
+        result["array_files"] = [f.path for f in plan.array_files]
+    return result
+
+
+def _preflight_candidates(plan: InputPlan):
+    """(source, check) pairs in listing order, checked exactly as the Beam DoFn checks them.
+
+    Array files are loaded (and so fully checked) here; all images of one
+    array share a shape, so its first image stands for the rest.
+    """
+    if plan.format == FOLDER:
+        for item in plan.items:
+            yield item.path, (lambda c, convert, path=item.path: validation.validate_file(path, c, convert)[1])
+        return
+    for array_file in plan.array_files:
+        if not array_file.count:
+            continue
+        first = arrays.encode_png(arrays.load_array_file(array_file).images[0])
+        yield f"{array_file.path}#0", (lambda c, convert, data=first: validation.validate_image(data, c, convert))
+
+
+# ---------------------------------------------------------------- folders
+
+
+def _plan_folder(root: str, labels_from_subfolders: bool) -> InputPlan:
+    if not os.path.isdir(root):
+        raise IngestInputError(f"{root} is not a folder")
+    files, hidden_files, hidden_dirs = _walk(root)
+    if not files:
+        if hidden_files or hidden_dirs:
+            raise IngestInputError(f"folder {root} holds only hidden files ({hidden_files} hidden file(s), "
+                                   f"{hidden_dirs} hidden folder(s)); put images in it")
+        raise IngestInputError(f"folder {root} is empty: put images in it (PNG, JPEG, BMP or GIF)")
+    label_names: list[str] = []
+    if labels_from_subfolders and _all_images_in_subfolders(root, files):
+        label_names = sorted({relative.split(os.sep, 1)[0] for relative in files if os.sep in relative})
+    index = {name: position for position, name in enumerate(label_names)}
+    items = [
+        FileItem(os.path.join(root, relative),
+                 index[relative.split(os.sep, 1)[0]] if os.sep in relative and label_names else UNKNOWN_LABEL)
+        for relative in files
+    ]
+    return InputPlan(path=root, format=FOLDER, items=items, total=len(items), hidden_files=hidden_files,
+                     hidden_dirs=hidden_dirs, label_names=label_names)
+
+
+def _all_images_in_subfolders(root: str, files: list[str]) -> bool:
+    """True when some file sits in a subfolder and no top-level file looks like an image.
+
+    Only top-level files are sniffed (magic bytes), so a README or LICENSE
+    next to the class folders does not switch labels off, while one stray
+    image at the top does (its class would be unknown).
+    """
+    top_level = [relative for relative in files if os.sep not in relative]
+    if len(top_level) == len(files):
+        return False
+    for relative in top_level:
+        try:
+            with open(os.path.join(root, relative), "rb") as handle:
+                if validation.sniff_format(handle.read(8)):
+                    return False
+        except OSError:
+            continue
+    return True
+
+
+def _walk(root: str) -> tuple[list[str], int, int]:
+    """Regular, non-hidden files under root (sorted, relative); hidden entries are counted, not listed."""
+    files: list[str] = []
+    hidden_files = hidden_dirs = 0
+
+    def fail(error: OSError) -> None:
+        raise IngestInputError(f"cannot list {error.filename}: {error.strerror}")
+
+    for folder, dirnames, filenames in os.walk(root, onerror=fail):
+        hidden = [name for name in dirnames if name.startswith(".")]
+        hidden_dirs += len(hidden)
+        dirnames[:] = sorted(name for name in dirnames if not name.startswith("."))
+        for name in sorted(filenames):
+            if name.startswith("."):
+                hidden_files += 1
+                continue
+            full = os.path.join(folder, name)
+            if os.path.isfile(full):  # skips sockets, FIFOs, broken links
+                files.append(os.path.relpath(full, root))
+    return files, hidden_files, hidden_dirs
+
+
+def _visible_top_files(folder: str) -> list[str]:
+    with os.scandir(folder) as entries:
+        return sorted(entry.name for entry in entries if not entry.name.startswith(".") and entry.is_file())
+
+
+# ---------------------------------------------------------------- arrays
+
+
+def _array_files(path: str, data_format: str) -> list[arrays.ArrayFile]:
+    inspect = arrays.inspect_idx if data_format == IDX else arrays.inspect_npz
+    if os.path.isfile(path):
+        files = [inspect(path)]
+    else:
+        if data_format == IDX:
+            names = [name for name in _visible_top_files(path) if arrays.is_idx_images_name(name)]
+            wanted = "IDX images files (*images*idx3-ubyte[.gz])"
+        else:
+            names = [name for name in _visible_top_files(path) if name.lower().endswith(".npz")]
+            wanted = ".npz files"
+        if not names:
+            raise IngestInputError(f"folder {path} holds no {wanted}")
+        files = [inspect(os.path.join(path, name)) for name in names]
+    if not any(f.count for f in files):
+        raise IngestInputError(f"{path} holds no images (0 in {', '.join(f.path for f in files)})")
+    return files

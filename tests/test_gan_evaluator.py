@@ -1,0 +1,341 @@
+"""GanEvaluator on real TFRecords and real SavedModel generators (no mocks).
+
+The generators are tiny tf.Modules saved with the same signatures the trainer
+exports: a "memorizer" that replays training images (as good as it gets), a
+"blurry" one that draws the mean image plus noise (plausible but worse), and
+broken ones (NaN, constant). The executor is called exactly as TFX calls it,
+and its blessing is then read by the stock Pusher and resolver.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+import numpy as np
+import pytest
+import tensorflow as tf
+from sklearn.datasets import load_digits
+from tfx.components.pusher import executor as pusher_executor
+from tfx.dsl.input_resolution.strategies.latest_blessed_model_strategy import LatestBlessedModelStrategy
+from tfx.proto import pusher_pb2
+from tfx.types import artifact_utils, channel, standard_artifacts
+from tfx.utils import proto_utils
+import tfx.v1 as tfx
+
+from components.gan_evaluator import GanEvaluator, executor
+from trainer import contract
+
+SIZE = 16
+CHANNELS = 1
+LATENT = 8
+NUM_SAMPLES = 64
+
+
+# --- inputs: real images in TFRecords, as ExampleGen writes them ---------------------------------
+
+
+def _digits() -> np.ndarray:
+    """Real 8x8 digits blown up to 16x16 uint8 [N, 16, 16, 1]."""
+    images = np.clip(load_digits().images * 16.0, 0, 255).astype(np.uint8)
+    return np.kron(images, np.ones((1, 2, 2), dtype=np.uint8))[..., None]
+
+
+def _write_split(folder: Path, images: np.ndarray) -> None:
+    folder.mkdir(parents=True)
+    with tf.io.TFRecordWriter(str(folder / "data_tfrecord-00000-of-00001.gz"), options="GZIP") as writer:
+        for index, image in enumerate(images):
+            encoded = tf.io.encode_png(image).numpy()
+            feature = {
+                contract.IMAGE_KEY: tf.train.Feature(bytes_list=tf.train.BytesList(value=[encoded])),
+                contract.HEIGHT_KEY: tf.train.Feature(int64_list=tf.train.Int64List(value=[SIZE])),
+                contract.WIDTH_KEY: tf.train.Feature(int64_list=tf.train.Int64List(value=[SIZE])),
+                contract.CHANNELS_KEY: tf.train.Feature(int64_list=tf.train.Int64List(value=[CHANNELS])),
+                contract.LABEL_KEY: tf.train.Feature(int64_list=tf.train.Int64List(value=[-1])),
+                contract.SOURCE_KEY: tf.train.Feature(bytes_list=tf.train.BytesList(value=[b"digits#%d" % index])),
+                contract.SHA256_KEY: tf.train.Feature(bytes_list=tf.train.BytesList(value=[b"0"])),
+            }
+            writer.write(tf.train.Example(features=tf.train.Features(feature=feature)).SerializeToString())
+
+
+# --- real SavedModel generators ---------------------------------------------------------------------
+
+
+class _Generator(tf.Module):
+    """Honours the generator contract: serving_default(z) and generate_from_seeds(seeds)."""
+
+    def __init__(self, kind: str, train_images: np.ndarray):
+        super().__init__()
+        self.kind = kind
+        self.bank = tf.constant(train_images)
+        self.mean = tf.constant(train_images.astype(np.float32).mean(axis=0))
+
+    def _noise(self, seeds: tf.Tensor) -> tf.Tensor:
+        return tf.map_fn(
+            lambda s: tf.random.stateless_normal([SIZE, SIZE, CHANNELS], seed=tf.stack([s, tf.constant(7, tf.int64)])),
+            seeds, fn_output_signature=tf.float32)
+
+    def _images(self, seeds: tf.Tensor) -> tf.Tensor:
+        count = tf.shape(seeds)[0]
+        if self.kind == "memorizer":
+            picked = tf.gather(self.bank, seeds % tf.cast(tf.shape(self.bank)[0], tf.int64))
+            return tf.cast(tf.clip_by_value(tf.cast(picked, tf.float32) + 2.0 * self._noise(seeds), 0, 255), tf.uint8)
+        if self.kind == "blurry":
+            return tf.cast(tf.clip_by_value(self.mean + 40.0 * self._noise(seeds), 0, 255), tf.uint8)
+        if self.kind == "constant":
+            return tf.tile(tf.cast(self.mean, tf.uint8)[None], [count, 1, 1, 1])
+        nan = tf.fill([count, SIZE, SIZE, CHANNELS], float("nan"))
+        if self.kind == "nan_float":  # a float output: breaks the uint8 contract too
+            return nan
+        if self.kind == "nan_cast":  # what an exporter that casts a diverged generator's NaNs yields
+            return tf.cast(tf.clip_by_value(nan, 0.0, 255.0), tf.uint8)
+        raise ValueError(self.kind)
+
+    def _outputs(self, images: tf.Tensor) -> dict[str, tf.Tensor]:
+        if images.dtype == tf.uint8:
+            png = tf.map_fn(tf.io.encode_png, images, fn_output_signature=tf.string)
+        else:
+            png = tf.fill([tf.shape(images)[0]], "")
+        return {contract.IMAGES_OUTPUT: images, contract.PNG_OUTPUT: png}
+
+    @tf.function(input_signature=[tf.TensorSpec([None], tf.int64, name=contract.SEEDS_INPUT)])
+    def from_seeds(self, seeds):
+        return self._outputs(self._images(seeds))
+
+    @tf.function(input_signature=[tf.TensorSpec([None, LATENT], tf.float32, name=contract.LATENT_INPUT)])
+    def serve(self, z):
+        seeds = tf.cast(tf.reduce_sum(tf.abs(z), axis=1) * 1000.0, tf.int64)
+        return {contract.IMAGES_OUTPUT: self._images(seeds)}
+
+
+_IDS = iter(range(100, 10_000))
+
+
+def _model_artifact(uri: Path) -> standard_artifacts.Model:
+    model = standard_artifacts.Model()
+    model.uri = str(uri)
+    model.id = next(_IDS)
+    return model
+
+
+@pytest.fixture(scope="module")
+def world(tmp_path_factory):
+    """Examples artifact with train/eval splits, and one Model artifact per generator kind."""
+    root = tmp_path_factory.mktemp("gan_evaluator")
+    images = _digits()
+    train, evaluation = images[:256], images[256:384]
+    _write_split(root / "examples" / "Split-train", train)
+    _write_split(root / "examples" / "Split-eval", evaluation)
+    examples = standard_artifacts.Examples()
+    examples.uri = str(root / "examples")
+    examples.split_names = artifact_utils.encode_split_names(["train", "eval"])
+    examples.id = 1
+
+    models = {}
+    for kind in ("memorizer", "blurry", "constant", "nan_float", "nan_cast"):
+        uri = root / "models" / kind
+        module = _Generator(kind, train)
+        tf.saved_model.save(module, str(uri / "Format-Serving"), signatures={
+            contract.SERVING_SIGNATURE: module.serve, contract.SEEDS_SIGNATURE: module.from_seeds})
+        models[kind] = _model_artifact(uri)
+    (root / "models" / "empty" / "Format-Serving").mkdir(parents=True)
+    models["unloadable"] = _model_artifact(root / "models" / "empty")
+    return {"examples": examples, "models": models}
+
+
+def _evaluate(world, tmp_path: Path, candidate: str, baseline: str | None = None, **params):
+    """Runs the executor the way TFX does; returns (blessing, evaluation, metrics.json)."""
+    blessing = standard_artifacts.ModelBlessing()
+    blessing.uri = str(tmp_path / f"blessing_{candidate}_{baseline}")
+    blessing.id = next(_IDS)
+    evaluation = standard_artifacts.ModelEvaluation()
+    evaluation.uri = str(tmp_path / f"evaluation_{candidate}_{baseline}")
+    evaluation.id = next(_IDS)
+    for artifact in (blessing, evaluation):
+        os.makedirs(artifact.uri)
+    input_dict = {"examples": [world["examples"]], "model": [world["models"][candidate]]}
+    if baseline is not None:
+        input_dict["baseline_model"] = [world["models"][baseline]]
+    exec_properties = {"extractor": "random-conv", "num_samples": NUM_SAMPLES, "seed": 1234, "max_fid": 0.0,
+                       "min_improvement": 0.0, "image_size": SIZE, "channels": CHANNELS}
+    exec_properties.update(params)
+    executor.Executor().Do(input_dict, {"blessing": [blessing], "evaluation": [evaluation]}, exec_properties)
+    with open(os.path.join(evaluation.uri, "metrics.json")) as handle:
+        return blessing, evaluation, json.load(handle)
+
+
+def _marker(blessing) -> str:
+    markers = sorted(name for name in os.listdir(blessing.uri) if name in ("BLESSED", "NOT_BLESSED"))
+    assert len(markers) == 1, markers
+    return markers[0]
+
+
+# --- the decision --------------------------------------------------------------------------------
+
+
+def test_good_generator_without_baseline_is_blessed(world, tmp_path):
+    blessing, evaluation, report = _evaluate(world, tmp_path, "blurry")
+    model = world["models"]["blurry"]
+    assert _marker(blessing) == "BLESSED"
+    assert blessing.get_int_custom_property("blessed") == 1
+    assert blessing.get_string_custom_property("current_model") == model.uri
+    assert blessing.get_int_custom_property("current_model_id") == model.id
+    assert not blessing.has_custom_property("baseline_model")
+    assert report["blessed"] is True and report["reasons"] == []
+    assert report["extractor"] == "random-conv-v1" and report["num_samples"] == NUM_SAMPLES
+    assert report["baseline"] is None
+    # The blurry generator is clearly worse than real images in this feature space.
+    assert report["candidate"]["fid"] > 3 * report["real_floor"]["fid"] > 0
+    assert set(report["thresholds"]) == {"max_fid", "min_improvement"}
+    for name in ("candidate_samples.png", "real_samples.png", "index.html"):
+        assert os.path.getsize(os.path.join(evaluation.uri, name)) > 0
+    assert not os.path.exists(os.path.join(evaluation.uri, "baseline_samples.png"))
+    page = Path(evaluation.uri, "index.html").read_text()
+    assert "BLESSED" in page and "candidate_samples.png" in page and "random-conv-v1" in page
+    assert evaluation.get_float_custom_property("candidate_fid") == pytest.approx(report["candidate"]["fid"])
+
+
+def test_scores_are_reproducible(world, tmp_path):
+    first = _evaluate(world, tmp_path / "a", "blurry")[2]
+    second = _evaluate(world, tmp_path / "b", "blurry")[2]
+    assert first["candidate"] == second["candidate"] and first["real_floor"] == second["real_floor"]
+
+
+@pytest.mark.parametrize("kind, expected", [
+    ("nan_float", "NaN"),
+    ("constant", "same image"),
+    ("nan_cast", ""),  # NaN through a uint8 cast: some degenerate, flat output
+])
+def test_broken_generators_are_refused_with_reasons(world, tmp_path, kind, expected):
+    blessing, evaluation, report = _evaluate(world, tmp_path, kind)
+    assert _marker(blessing) == "NOT_BLESSED"
+    assert blessing.get_int_custom_property("blessed") == 0
+    assert report["blessed"] is False and report["reasons"]
+    assert any(expected in reason for reason in report["reasons"]), report["reasons"]
+    assert Path(evaluation.uri, "index.html").read_text().count("<li>") >= len(report["reasons"])
+
+
+def test_max_fid_is_an_absolute_limit(world, tmp_path):
+    fid = _evaluate(world, tmp_path / "probe", "blurry")[2]["candidate"]["fid"]
+    blessing, _, report = _evaluate(world, tmp_path / "strict", "blurry", max_fid=fid * 0.9)
+    assert _marker(blessing) == "NOT_BLESSED"
+    assert any("max_fid" in reason for reason in report["reasons"])
+    blessing, _, report = _evaluate(world, tmp_path / "loose", "blurry", max_fid=fid * 1.1)
+    assert _marker(blessing) == "BLESSED" and report["thresholds"]["max_fid"] == pytest.approx(fid * 1.1)
+
+
+def test_better_baseline_blocks_the_candidate(world, tmp_path):
+    blessing, evaluation, report = _evaluate(world, tmp_path, "blurry", baseline="memorizer")
+    baseline = world["models"]["memorizer"]
+    assert _marker(blessing) == "NOT_BLESSED"
+    assert blessing.get_string_custom_property("baseline_model") == baseline.uri
+    assert blessing.get_int_custom_property("baseline_model_id") == baseline.id
+    assert report["baseline"]["fid"] < report["candidate"]["fid"]
+    assert any("baseline" in reason for reason in report["reasons"])
+    assert os.path.getsize(os.path.join(evaluation.uri, "baseline_samples.png")) > 0
+
+
+def test_candidate_better_than_baseline_is_blessed(world, tmp_path):
+    blessing, _, report = _evaluate(world, tmp_path, "memorizer", baseline="blurry")
+    assert _marker(blessing) == "BLESSED"
+    assert blessing.get_int_custom_property("baseline_model_id") == world["models"]["blurry"].id
+    assert report["candidate"]["fid"] < report["baseline"]["fid"]
+
+
+def test_min_improvement_requires_a_margin(world, tmp_path):
+    # Same generator as candidate and baseline: equal FIDs pass "not worse" but not "10% better".
+    blessing, _, report = _evaluate(world, tmp_path / "equal", "memorizer", baseline="memorizer")
+    assert _marker(blessing) == "BLESSED"
+    assert report["candidate"]["fid"] == pytest.approx(report["baseline"]["fid"])
+    blessing, _, report = _evaluate(world, tmp_path / "margin", "memorizer", baseline="memorizer",
+                                    min_improvement=0.1)
+    assert _marker(blessing) == "NOT_BLESSED"
+    assert any("min_improvement" in reason for reason in report["reasons"])
+
+
+def test_unloadable_baseline_is_noted_and_ignored(world, tmp_path):
+    blessing, _, report = _evaluate(world, tmp_path, "blurry", baseline="unloadable")
+    assert _marker(blessing) == "BLESSED"
+    assert report["baseline"] is None
+    assert any("could not be scored" in note for note in report["notes"])
+    # Lineage still records which baseline was considered, as the stock Evaluator does.
+    assert blessing.get_int_custom_property("baseline_model_id") == world["models"]["unloadable"].id
+
+
+def test_unloadable_candidate_fails_loudly(world, tmp_path):
+    with pytest.raises(executor.GeneratorLoadError, match="cannot load"):
+        _evaluate(world, tmp_path, "unloadable")
+
+
+# --- the blessing works with stock TFX parts -----------------------------------------------------
+
+
+def test_stock_pusher_and_resolver_honour_the_blessing(world, tmp_path):
+    good, _, _ = _evaluate(world, tmp_path, "memorizer")
+    bad, _, _ = _evaluate(world, tmp_path, "constant")
+    serving = tmp_path / "serving"
+    destination = proto_utils.proto_to_json(pusher_pb2.PushDestination(
+        filesystem=pusher_pb2.PushDestination.Filesystem(base_directory=str(serving))))
+    pushed = {}
+    for kind, blessing in (("memorizer", good), ("constant", bad)):
+        pushed_model = standard_artifacts.PushedModel()
+        pushed_model.uri = str(tmp_path / f"pushed_{kind}")
+        pusher_executor.Executor().Do(
+            {"model": [world["models"][kind]], "model_blessing": [blessing]},
+            {"pushed_model": [pushed_model]}, {"push_destination": destination, "custom_config": "{}"})
+        pushed[kind] = pushed_model.get_int_custom_property("pushed")
+    assert pushed == {"memorizer": 1, "constant": 0}
+    versions = os.listdir(serving)
+    assert len(versions) == 1 and os.path.exists(serving / versions[0] / "saved_model.pb")
+
+    resolved = LatestBlessedModelStrategy().resolve_artifacts(
+        None, {"model": [world["models"]["memorizer"], world["models"]["constant"]], "model_blessing": [good, bad]})
+    assert [model.id for model in resolved["model"]] == [world["models"]["memorizer"].id]
+
+
+# --- the component and its pure rules ------------------------------------------------------------
+
+
+def test_component_instantiates_with_and_without_baseline():
+    examples = channel.Channel(type=standard_artifacts.Examples)
+    model = channel.Channel(type=standard_artifacts.Model)
+    plain = GanEvaluator(examples=examples, model=model, image_size=16, channels=1)
+    assert "baseline_model" not in plain.inputs
+    assert plain.exec_properties["extractor"] == "random-conv"
+    assert plain.exec_properties["num_samples"] == 512 and plain.exec_properties["max_fid"] == 0.0
+    assert set(plain.outputs) == {"blessing", "evaluation"}
+    assert plain.outputs["blessing"].type == standard_artifacts.ModelBlessing
+
+    resolver = tfx.dsl.Resolver(
+        strategy_class=tfx.dsl.experimental.LatestBlessedModelStrategy,
+        model=tfx.dsl.Channel(type=standard_artifacts.Model),
+        model_blessing=tfx.dsl.Channel(type=standard_artifacts.ModelBlessing),
+    ).with_id("latest_blessed_model_resolver")
+    with_baseline = GanEvaluator(examples=examples, model=model, baseline_model=resolver.outputs["model"],
+                                 image_size=28, channels=3, max_fid=50, min_improvement=0.05)
+    assert "baseline_model" in with_baseline.inputs
+    assert with_baseline.exec_properties["max_fid"] == 50.0
+    assert with_baseline.exec_properties["min_improvement"] == 0.05
+    with pytest.raises(TypeError):
+        GanEvaluator(examples=examples, model=model)  # image size and channels are required
+
+
+def test_sample_problems_and_judge_rules():
+    rng = np.random.default_rng(0)
+    varied = rng.integers(0, 256, size=(8, 4, 4, 1), dtype=np.uint8)
+    assert executor.sample_problems(varied, 8, 4, 1) == []
+    assert "shape" in executor.sample_problems(varied, 8, 8, 1)[0]
+    flat = np.repeat(np.arange(8, dtype=np.uint8)[:, None, None, None], 16, axis=1).reshape(8, 4, 4, 1)
+    assert any("flat colour" in p for p in executor.sample_problems(flat, 8, 4, 1))
+    assert any("NaN" in p for p in executor.sample_problems(np.full((8, 4, 4, 1), np.inf, np.float32), 8, 4, 1))
+
+    assert executor.judge(10.0, [], None, 0.0, 0.0) == (True, [])
+    assert executor.judge(float("nan"), [], None, 0.0, 0.0)[0] is False
+    assert executor.judge(None, ["broken"], None, 0.0, 0.0)[1][0] == "broken"
+    assert executor.judge(10.0, [], 10.0, 0.0, 0.0)[0] is True
+    assert executor.judge(10.0, [], 10.5, 0.0, 0.1)[0] is False  # needs <= 9.45
+    assert executor.judge(9.0, [], 10.5, 9.5, 0.1)[0] is True
+    assert executor.judge(9.6, [], None, 9.5, 0.0)[0] is False
