@@ -11,6 +11,7 @@ import argparse
 import os
 import sys
 import time
+import warnings
 
 from pipeline.config import ConfigError, load_config
 
@@ -19,12 +20,20 @@ EXIT_BAD_INPUT = 2
 
 
 def main(argv: list[str] | None = None) -> int:
+    _quiet_third_party_noise()
     parser = _parser()
     args = parser.parse_args(argv)
     if not getattr(args, "command", None):
         parser.print_help()
         return EXIT_BAD_INPUT
     return args.handler(args)
+
+
+def _quiet_third_party_noise() -> None:
+    """TF's C++ start-up chatter and google-cloud's Python-version notices say nothing actionable here."""
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    for message in ("You are using a non-supported Python version", "Support for google-cloud-storage"):
+        warnings.filterwarnings("ignore", message=message, category=FutureWarning)
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -61,13 +70,14 @@ def _run(args: argparse.Namespace) -> int:
 
     try:
         config = load_config(args.config, _overrides(args))
+        config.output_dir = os.path.abspath(config.output_dir)  # artifacts and printed paths are absolute
         data = inputs.resolve(config)
     except (ConfigError, IngestInputError) as error:
         print(f"ganpipe: error: {error}", file=sys.stderr)
         return EXIT_BAD_INPUT
     os.makedirs(config.output_dir, exist_ok=True)
     print(f"ganpipe: input: {data.summary}")
-    print(f"ganpipe: output: {os.path.abspath(config.output_dir)}")
+    print(f"ganpipe: output: {config.output_dir}")
 
     from pipeline import summary
     from pipeline.local_runner import run_local

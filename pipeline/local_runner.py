@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import sys
 import time
 from typing import Callable
 
@@ -36,6 +37,11 @@ class _ComponentProgress(logging.Handler):
             self._echo(f"[{self._done}/{self._total}] {record.args[0]} done in {time.monotonic() - self._started:.1f}s")
 
 
+def _drop_known_tfx_noise(record: logging.LogRecord) -> bool:
+    """TFX 1.16 warns on every input resolution that LocalDagRunner ignores a query option it never uses."""
+    return "property_predicate is not supported" not in str(record.msg)
+
+
 def run_local(config: PipelineConfig, data: ResolvedInput, echo: Callable[[str], None] = print) -> None:
     """Builds and runs the pipeline; exceptions from components propagate unchanged."""
     from tfx import v1 as tfx  # heavy: imported only once the inputs passed their checks
@@ -43,12 +49,23 @@ def run_local(config: PipelineConfig, data: ResolvedInput, echo: Callable[[str],
     from pipeline.pipeline import create_pipeline
 
     pipeline = create_pipeline(config, data.path, data.format)
+    # TFX logs through absl, whose records otherwise reach the root logger
+    # (configured by a dependency at import) and flood the terminal with the
+    # pipeline IR. Keep INFO for our progress handler, warnings for the user.
     absl_logging.set_verbosity(absl_logging.INFO)
-    absl_logging.get_absl_handler().setLevel(logging.WARNING)
-    progress = _ComponentProgress(echo, total=len(pipeline.components))
     absl_logger = absl_logging.get_absl_logger()
-    absl_logger.addHandler(progress)
+    warnings_handler = logging.StreamHandler(sys.stderr)
+    warnings_handler.setLevel(logging.WARNING)
+    warnings_handler.setFormatter(logging.Formatter("%(levelname)s: %(message)s"))
+    warnings_handler.addFilter(_drop_known_tfx_noise)
+    handlers = [_ComponentProgress(echo, total=len(pipeline.components)), warnings_handler]
+    saved_propagate, absl_logger.propagate = absl_logger.propagate, False
+    for handler in handlers:
+        absl_logger.addHandler(handler)
     try:
         tfx.orchestration.LocalDagRunner().run(pipeline)
     finally:
-        absl_logger.removeHandler(progress)
+        for handler in handlers:
+            absl_logger.removeHandler(handler)
+        absl_logger.propagate = saved_propagate
+        absl_logging.set_verbosity(absl_logging.WARNING)

@@ -27,7 +27,7 @@ class TrainerConfig:
     image_size: int = 32
     channels: int = 1
     latent_dim: int = 100
-    steps: int = 300
+    steps: int = 600
     batch_size: int = 64
     generator_lr: float = 1e-4
     discriminator_lr: float = 1e-4
