@@ -13,9 +13,11 @@ PYTEST_ARGS ?=
 PYTHON ?= $(shell for p in python3.10 $$(ls -d $${PYENV_ROOT:-$$HOME/.pyenv}/versions/3.10*/bin/python3.10 2>/dev/null | sort -Vr) /usr/bin/python3.10 /usr/local/bin/python3.10; do \
 	  "$$p" -c 'import sys; sys.exit(sys.version_info[:2] != (3, 10))' >/dev/null 2>&1 && { command -v "$$p"; break; }; done)
 
-.PHONY: venv demo test bench clean-venv
+FASHION_MNIST_DIR := /usr/share/datasets/fashion-mnist
 
-venv: $(STAMP)
+.PHONY: venv demo test bench fashion-mnist clean-venv
+
+venv: $(STAMP) fashion-mnist
 
 $(STAMP): setup.py requirements/constraints.txt
 	@if [ -z "$(PYTHON)" ]; then \
@@ -26,6 +28,19 @@ $(STAMP): setup.py requirements/constraints.txt
 	$(BIN)/python -m pip install --quiet -c requirements/constraints.txt -e ".[test]" 2>&1 | grep -v "^WARNING: Location"; exit $${PIPESTATUS[0]}
 	$(BIN)/python -c "import tfx.v1, tensorflow_data_validation, tfx_bsl.beam, trainer, pipeline, components"
 	touch $@
+
+# Fashion-MNIST (`--data fashion-mnist`, the benchmarks) comes from Debian's
+# dataset-fashion-mnist package. Installed where apt-get and root are at hand;
+# elsewhere the run that needs it says how to get it. Never fatal here.
+fashion-mnist:
+	@if [ -d $(FASHION_MNIST_DIR) ]; then exit 0; fi; \
+	if command -v apt-get >/dev/null 2>&1 && [ "$$(id -u)" = 0 ]; then \
+	  echo "Installing Debian package dataset-fashion-mnist (31 MB)"; \
+	  export DEBIAN_FRONTEND=noninteractive; \
+	  apt-get install -y -qq dataset-fashion-mnist >/dev/null 2>&1 || \
+	  { apt-get update -qq >/dev/null 2>&1 && apt-get install -y -qq dataset-fashion-mnist >/dev/null 2>&1; } || \
+	  echo "note: could not install dataset-fashion-mnist; --data fashion-mnist will not be available"; \
+	else echo "note: dataset-fashion-mnist not installed (needs apt-get as root); --data fashion-mnist unavailable"; fi
 
 demo: venv
 	$(BIN)/ganpipe run

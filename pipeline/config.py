@@ -19,7 +19,7 @@ import yaml
 from trainer.config import TrainerConfig
 
 DATA_FORMATS = ("auto", "folder", "idx", "npz", "tfrecord")
-BUNDLED_DATASETS = ("digits",)
+BUNDLED_DATASETS = ("digits", "fashion-mnist")
 EXTRACTORS = ("random-conv",)
 
 

@@ -24,8 +24,12 @@ class ResolvedInput:
 def resolve(config: PipelineConfig) -> ResolvedInput:
     """Returns an absolute path and concrete format, or raises IngestInputError/ConfigError."""
     if datasets.is_bundled(config.data.path):
-        path = datasets.materialize(config.data.path, os.path.join(os.path.abspath(config.output_dir), "data"))
-        return ResolvedInput(path, "npz", f"bundled dataset '{config.data.path}' ({path})")
+        try:
+            path, data_format = datasets.materialize(
+                config.data.path, os.path.join(os.path.abspath(config.output_dir), "data"))
+        except datasets.DatasetNotInstalled as error:
+            raise ConfigError(str(error)) from None
+        return ResolvedInput(path, data_format, f"named dataset '{config.data.path}' ({path})")
     path = os.path.abspath(os.path.expanduser(config.data.path))
     if os.path.abspath(config.output_dir).startswith(path + os.sep):
         raise ConfigError(f"output_dir {config.output_dir} lies inside the input folder {path}: "
