@@ -29,6 +29,17 @@ $(STAMP): setup.py requirements/constraints.txt
 	$(BIN)/python -c "import tfx.v1, tensorflow_data_validation, tfx_bsl.beam, trainer, pipeline, components"
 	touch $@
 
+# checkov (the manifest security scan the k8s tests run) pins packages that
+# conflict with the TFX working set, so it gets a venv of its own.
+CHECKOV_VENV := $(VENV)/tools-checkov
+CHECKOV_STAMP := $(CHECKOV_VENV)/.installed
+
+$(CHECKOV_STAMP): requirements/checkov.txt | $(STAMP)
+	$(PYTHON) -m venv $(CHECKOV_VENV)
+	$(CHECKOV_VENV)/bin/python -m pip install --quiet --upgrade "pip==24.3.1" 2>&1 | grep -v "^WARNING: Location" || true
+	$(CHECKOV_VENV)/bin/python -m pip install --quiet -r requirements/checkov.txt 2>&1 | grep -v "^WARNING: Location"; exit $${PIPESTATUS[0]}
+	touch $@
+
 # Fashion-MNIST (`--data fashion-mnist`, the benchmarks) comes from Debian's
 # dataset-fashion-mnist package. Installed where apt-get and root are at hand;
 # elsewhere the run that needs it says how to get it. Never fatal here.
@@ -45,7 +56,7 @@ fashion-mnist:
 demo: venv
 	$(BIN)/ganpipe run
 
-test: venv
+test: venv $(CHECKOV_STAMP)
 	$(BIN)/python -m pytest tests $(PYTEST_ARGS)
 
 clean-venv:

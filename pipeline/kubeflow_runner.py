@@ -1,0 +1,201 @@
+"""`ganpipe compile`: the pipeline for Kubeflow Pipelines, through TFX's KubeflowV2DagRunner.
+
+Writes two files into the output directory:
+  <name>.json  the PipelineJob TFX's runner writes (Vertex-style wrapper)
+  <name>.yaml  the package the kfp 2.x client and the KFP UI accept: the
+               PipelineSpec (defaultPipelineRoot set) and a Kubernetes
+               PlatformSpec that mounts the two PVCs (k8s/base/pvc.yaml)
+               into every step, at the paths the `kubeflow` config names
+
+What differs from a local run, and why:
+  - the pipeline root is `kubeflow.pipeline_root` (object storage or a path
+    on the pipeline-root volume), never the compiling machine's disk;
+  - the curated schema and the bundled `digits` data are baked into the image
+    (`python -m pipeline.kubeflow_runner bake DIR`, run by the Dockerfile), so
+    the compiled spec points at files every step can read without uploads;
+  - generators are pushed to the models volume TF Serving reads;
+  - each step gets CPU/memory, the Trainer its GPUs (or, with
+    train.workers > 1, the TFJob's workers get them: pipeline/pipeline.py).
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import dataclasses
+import json
+import os
+import sys
+import tempfile
+
+from pipeline.config import OBJECT_STORE_SCHEMES, ConfigError, PipelineConfig
+
+IMAGE_ASSETS_DIR = "/opt/ganpipe"  # where the Dockerfile bakes schemas and bundled data
+SCHEMAS_SUBDIR = "schemas"
+DATA_SUBDIR = "data"
+PIPELINE_ROOT_VOLUME = "pipeline-root"
+MODELS_VOLUME = "models"
+
+
+@dataclasses.dataclass(frozen=True)
+class CompiledPipeline:
+    job_path: str  # TFX's PipelineJob JSON
+    package_path: str  # the KFP package (PipelineSpec + PlatformSpec YAML)
+    pipeline_root: str
+    image: str
+
+
+def cluster_config(config: PipelineConfig) -> PipelineConfig:
+    """A copy of `config` with cluster locations filled in; raises ConfigError for what a cluster cannot use."""
+    if not config.kubeflow.pipeline_root:
+        raise ConfigError("kubeflow.pipeline_root is not set: give object storage (e.g. "
+                          "--set kubeflow.pipeline_root=gs://BUCKET/ganpipe) or a path on the pipeline-root "
+                          f"volume (e.g. {config.kubeflow.pipeline_root_mount}/pipeline_root)")
+    cluster = copy.deepcopy(config)
+    if not cluster.push.serving_dir:
+        cluster.push.serving_dir = cluster.kubeflow.models_mount
+    elif not _on_cluster_storage(cluster.push.serving_dir, cluster):
+        raise ConfigError(f"push.serving_dir={cluster.push.serving_dir!r}: on a cluster it must be object storage "
+                          f"or a path under the models volume ({cluster.kubeflow.models_mount})")
+    cluster.validate()
+    return cluster
+
+
+def cluster_input(config: PipelineConfig) -> tuple[str, str]:
+    """(path, format) of the input as the steps see it; nothing is read from it here."""
+    from pipeline import datasets
+
+    path, data_format = config.data.path, config.data.format
+    if path == "digits":
+        return f"{IMAGE_ASSETS_DIR}/{DATA_SUBDIR}/{os.path.basename(_digits_file())}", "npz"
+    if datasets.is_bundled(path):
+        raise ConfigError(f"data.path={path!r}: only 'digits' is baked into the image; upload {path} to object "
+                          f"storage or the pipeline-root volume and pass that path")
+    if not _on_cluster_storage(path, config):
+        raise ConfigError(f"data.path={path!r}: on a cluster the input must be object storage "
+                          f"({', '.join(OBJECT_STORE_SCHEMES)}...) or a path under the pipeline-root volume "
+                          f"({config.kubeflow.pipeline_root_mount})")
+    return path, data_format
+
+
+def image_schema_file(config: PipelineConfig, scratch_dir: str) -> str:
+    """Where the image holds the curated schema this config needs (the same file `bake` writes)."""
+    from pipeline import schema as curated_schema
+
+    local = curated_schema.write_schema(
+        curated_schema.build_schema(config.train.channels, config.data.convert_channels),
+        os.path.join(scratch_dir, SCHEMAS_SUBDIR))
+    relative = os.path.relpath(local, scratch_dir)
+    return f"{IMAGE_ASSETS_DIR}/{relative}"
+
+
+def bake(directory: str) -> list[str]:
+    """Writes every curated schema variant and the bundled digits under `directory` (the Dockerfile runs this)."""
+    from pipeline import datasets
+    from pipeline import schema as curated_schema
+    from trainer.config import SUPPORTED_CHANNELS
+
+    written = [curated_schema.write_schema(curated_schema.build_schema(channels, convert),
+                                           os.path.join(directory, SCHEMAS_SUBDIR))
+               for channels in SUPPORTED_CHANNELS for convert in (False, True)]
+    path, _ = datasets.materialize("digits", os.path.join(directory, DATA_SUBDIR))
+    return written + [path]
+
+
+def compile_pipeline(config: PipelineConfig, output_dir: str) -> CompiledPipeline:
+    """Compiles `config` for Kubeflow Pipelines into output_dir; see the module docstring."""
+    cluster = cluster_config(config)  # every ConfigError before TFX is imported (seconds)
+    data_path, data_format = cluster_input(cluster)
+
+    from tfx import v1 as tfx
+
+    from pipeline.pipeline import create_pipeline
+
+    os.makedirs(output_dir, exist_ok=True)
+    with tempfile.TemporaryDirectory() as scratch:
+        schema_file = image_schema_file(cluster, scratch)
+    pipeline = create_pipeline(cluster, data_path, data_format, pipeline_root=cluster.kubeflow.pipeline_root,
+                               schema_file=schema_file, on_cluster=True)
+    for component in pipeline.components:
+        resources = step_resources(cluster, component.id)
+        if resources is not None and hasattr(component, "with_platform_config"):
+            component.with_platform_config(resources)
+    job_file = f"{cluster.pipeline_name}.json"
+    runner = tfx.orchestration.experimental.KubeflowV2DagRunner(
+        config=tfx.orchestration.experimental.KubeflowV2DagRunnerConfig(default_image=cluster.kubeflow.image),
+        output_dir=output_dir, output_filename=job_file)
+    runner.run(pipeline)
+    job_path = os.path.join(output_dir, job_file)
+    package_path = os.path.join(output_dir, f"{cluster.pipeline_name}.yaml")
+    write_kfp_package(job_path, package_path, cluster)
+    return CompiledPipeline(job_path, package_path, cluster.kubeflow.pipeline_root, cluster.kubeflow.image)
+
+
+def step_resources(config: PipelineConfig, component_id: str):
+    """The ResourceSpec (CPU/memory limits and requests, accelerator) KFP gives a step's container."""
+    from kfp.pipeline_spec import pipeline_spec_pb2
+
+    from pipeline.pipeline import trains_as_tfjob
+
+    resource_spec = pipeline_spec_pb2.PipelineDeploymentConfig.PipelineContainerSpec.ResourceSpec
+    cluster = config.kubeflow
+    trains_here = component_id == "Trainer" and not trains_as_tfjob(config, on_cluster=True)
+    cpu = cluster.trainer_cpu if trains_here else cluster.step_cpu
+    memory = cluster.trainer_memory_gb if trains_here else cluster.step_memory_gb
+    spec = resource_spec(cpu_limit=cpu, memory_limit=memory, cpu_request=cpu, memory_request=memory)
+    if trains_here and cluster.trainer_gpus:
+        spec.accelerator.type = cluster.gpu_resource
+        spec.accelerator.count = cluster.trainer_gpus
+    return spec
+
+
+def write_kfp_package(job_path: str, package_path: str, config: PipelineConfig) -> None:
+    """PipelineJob JSON -> the two-document YAML the kfp client uploads (JSON is valid YAML)."""
+    with open(job_path, encoding="utf-8") as handle:
+        job = json.load(handle)
+    pipeline_spec = job["pipelineSpec"]
+    pipeline_spec["defaultPipelineRoot"] = config.kubeflow.pipeline_root
+    mounts = [
+        {"constant": config.kubeflow.pipeline_root_pvc, "mountPath": config.kubeflow.pipeline_root_mount},
+        {"constant": config.kubeflow.models_pvc, "mountPath": config.kubeflow.models_mount},
+    ]
+    executors = {label: {"pvcMount": copy.deepcopy(mounts)}
+                 for label, executor in pipeline_spec["deploymentSpec"]["executors"].items() if "container" in executor}
+    platform_spec = {"platforms": {"kubernetes": {"deploymentSpec": {"executors": executors}}}}
+    with open(package_path, "w", encoding="utf-8") as handle:
+        handle.write("# Kubeflow Pipelines package written by `ganpipe compile` (PipelineSpec, then PlatformSpec).\n")
+        handle.write(json.dumps(pipeline_spec, indent=1, sort_keys=True))
+        handle.write("\n---\n")
+        handle.write(json.dumps(platform_spec, indent=1, sort_keys=True))
+        handle.write("\n")
+
+
+def _on_cluster_storage(path: str, config: PipelineConfig) -> bool:
+    if path.startswith(OBJECT_STORE_SCHEMES):
+        return True
+    mounts = (config.kubeflow.pipeline_root_mount, config.kubeflow.models_mount)
+    return os.path.isabs(path) and any(os.path.normpath(path).startswith(m.rstrip("/") + "/") for m in mounts)
+
+
+def _digits_file() -> str:
+    """The file name `bake` gives the bundled digits (asked of pipeline.datasets, not repeated here)."""
+    from pipeline import datasets
+
+    with tempfile.TemporaryDirectory() as scratch:
+        path, _ = datasets.materialize("digits", scratch)
+    return os.path.basename(path)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m pipeline.kubeflow_runner")
+    commands = parser.add_subparsers(dest="command", required=True)
+    bake_command = commands.add_parser("bake", help="write the image's schemas and bundled data (Dockerfile)")
+    bake_command.add_argument("directory", nargs="?", default=IMAGE_ASSETS_DIR)
+    args = parser.parse_args(argv)
+    for path in bake(args.directory):
+        print(path)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
