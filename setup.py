@@ -30,6 +30,7 @@ setup(
         "matplotlib",
         "tqdm",
     ],
-    extras_require={"test": ["pytest"]},
+    # kubernetes-validate: the k8s/ manifest tests (offline Kubernetes 1.32 schemas).
+    extras_require={"test": ["pytest", "kubernetes-validate"]},
     entry_points={"console_scripts": ["ganpipe=pipeline.cli:main"]},
 )

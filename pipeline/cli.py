@@ -48,7 +48,186 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                      help="any config value, e.g. --set train.batch_size=32 (repeatable)")
     run.set_defaults(handler=_run)
+    _add_cluster_commands(commands)
+    _add_generate_command(commands)
+    _add_train_command(commands)
     return parser
+
+
+# --- Training alone, on N local worker processes (trainer/launcher.py) ----------------------------
+
+def _add_train_command(commands: argparse._SubParsersAction) -> None:
+    train = commands.add_parser("train", help="train the GAN alone on TFRecords, on one or N local worker processes")
+    train.add_argument("--train-files", nargs="+", required=True, metavar="PATTERN",
+                       help="tf.Example TFRecord glob(s) as ExampleGen writes them, e.g. '<examples>/Split-train/*'")
+    train.add_argument("--model-dir", required=True, help="where the generator SavedModel is written")
+    train.add_argument("--run-dir", required=True,
+                       help="TensorBoard logs, plots, samples and checkpoints; rerun with the same dir to resume")
+    train.add_argument("--workers", type=int, help="worker processes on this machine (train.workers, default 1)")
+    train.add_argument("--steps", type=int, help="training steps (train.steps)")
+    train.add_argument("--config", help="YAML file mapping onto the config (only its `train` section is used)")
+    train.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                       help="any train value, e.g. --set train.loss=hinge (repeatable)")
+    train.set_defaults(handler=_train, data=None, format=None, output=None)
+
+
+def _train(args: argparse.Namespace) -> int:
+    """Exit codes: 0 trained and exported, 1 training failed (a worker died), 2 bad config or input."""
+    try:
+        overrides = _overrides(args)
+        if args.workers is not None:
+            overrides["train.workers"] = str(args.workers)
+        cfg = load_config(args.config, overrides).train
+    except ConfigError as error:
+        print(f"ganpipe: error: {error}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    model_dir, run_dir = os.path.abspath(args.model_dir), os.path.abspath(args.run_dir)
+    if cfg.workers > 1:
+        from trainer.launcher import launch
+
+        code = launch(args.train_files, model_dir, run_dir, cfg)
+    else:
+        import json
+
+        from trainer.task import main as train_in_this_process
+
+        code = train_in_this_process(["--train-files", *args.train_files, "--model-dir", model_dir,
+                                      "--run-dir", run_dir, "--config-json", json.dumps(cfg.to_dict())])
+    if code != 0:
+        print(f"ganpipe: training failed (exit code {code})", file=sys.stderr)
+        return EXIT_BAD_INPUT if code == EXIT_BAD_INPUT else EXIT_STOPPED
+    print(f"ganpipe: generator: {model_dir}")
+    print(f"ganpipe: logs, plots and checkpoints: {run_dir}")
+    return 0
+
+
+def _add_generate_command(commands: argparse._SubParsersAction) -> None:
+    generate = commands.add_parser("generate", help="render samples of a pushed generator as a PNG grid")
+    generate.add_argument("--model", required=True,
+                          help="a version directory, or a model base <serving_dir>/<model_name> (newest version)")
+    generate.add_argument("--version", type=int, help="version under a model base (default: the newest)")
+    generate.add_argument("--n", type=int, default=64, help="number of samples (default 64)")
+    generate.add_argument("--seed", type=int, default=0, help="first seed; samples use seed..seed+n-1 (default 0)")
+    generate.add_argument("--out", default="grid.png", help="PNG file to write (default grid.png)")
+    generate.add_argument("--scale", type=int, help="integer upscaling (default: grid at least 512 px wide)")
+    generate.set_defaults(handler=_generate)
+
+
+def _generate(args: argparse.Namespace) -> int:
+    """Same model, seed and n: the same PNG bytes."""
+    from pipeline.generate import ModelNotFoundError, generate
+
+    try:
+        model_dir = generate(args.model, args.out, count=args.n, seed=args.seed, version=args.version,
+                             scale=args.scale)
+    except (ModelNotFoundError, ValueError) as error:
+        print(f"ganpipe: error: {error}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    print(f"ganpipe: {args.n} samples of {model_dir} (seeds {args.seed}..{args.seed + args.n - 1}): "
+          f"{os.path.abspath(args.out)}")
+    return 0
+
+
+# --- Kubeflow Pipelines: compile, submit, schedule (docs/deploy.md) -------------------------------
+
+def _add_cluster_commands(commands: argparse._SubParsersAction) -> None:
+    compile_ = commands.add_parser("compile", help="write the pipeline for Kubeflow Pipelines (KubeflowV2DagRunner)")
+    submit = commands.add_parser("submit", help="start one Kubeflow Pipelines run (compiles first)")
+    schedule = commands.add_parser("schedule", help="create a recurring Kubeflow Pipelines run (compiles first)")
+    for command in (compile_, submit, schedule):
+        command.add_argument("--config", help="YAML file mapping onto the config (its `kubeflow` section)")
+        command.add_argument("--data", help="input as the cluster sees it: gs://..., a path on the pipeline-root "
+                                            "volume, or 'digits' (baked into the image)")
+        command.add_argument("--format", help="auto (default), folder, idx, npz, tfrecord")
+        command.add_argument("--output", help="local folder; compiled files go to <output>/kubeflow/")
+        command.add_argument("--steps", type=int, help="training steps (train.steps)")
+        command.add_argument("--image", help="container image (kubeflow.image), pinned by tag or digest")
+        command.add_argument("--pipeline-root", help="kubeflow.pipeline_root: gs://BUCKET/PATH or a volume path")
+        command.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                             help="any config value, e.g. --set kubeflow.trainer_gpus=2 (repeatable)")
+    for command in (submit, schedule):
+        command.add_argument("--host", help="KFP endpoint (kubeflow.host), e.g. http://localhost:8080")
+        command.add_argument("--package", help="submit this compiled .yaml instead of compiling")
+        command.add_argument("--namespace", help="KFP multi-user namespace (profile); omit for single-user KFP")
+    submit.add_argument("--run-name", help="display name of the run")
+    schedule.add_argument("--cron", required=True,
+                          help="5-field cron ('0 3 * * *', converted) or KFP's 6-field cron with seconds first")
+    schedule.add_argument("--name", help="display name of the recurring run (default <pipeline_name>-schedule)")
+    compile_.set_defaults(handler=_compile)
+    submit.set_defaults(handler=_submit)
+    schedule.set_defaults(handler=_schedule)
+
+
+def _cluster_overrides(args: argparse.Namespace) -> dict[str, str]:
+    overrides = _overrides(args)
+    named = {"kubeflow.image": args.image, "kubeflow.pipeline_root": args.pipeline_root,
+             "kubeflow.host": getattr(args, "host", None)}
+    overrides.update({key: value for key, value in named.items() if value is not None})
+    return overrides
+
+
+def _compile_for_cluster(args: argparse.Namespace):
+    """(config, package path): the given --package, or a fresh compile into <output>/kubeflow/."""
+    from pipeline.kubeflow_runner import compile_pipeline
+
+    config = load_config(args.config, _cluster_overrides(args))
+    if getattr(args, "package", None):
+        return config, args.package
+    compiled = compile_pipeline(config, os.path.join(os.path.abspath(config.output_dir), "kubeflow"))
+    print(f"ganpipe: compiled {compiled.package_path} (image {compiled.image}, "
+          f"pipeline root {compiled.pipeline_root})")
+    return config, compiled.package_path
+
+
+def _compile(args: argparse.Namespace) -> int:
+    try:
+        _compile_for_cluster(args)
+    except ConfigError as error:
+        print(f"ganpipe: error: {error}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    return 0
+
+
+def _submit(args: argparse.Namespace) -> int:
+    from pipeline import kfp_client
+
+    try:
+        config = load_config(args.config, _cluster_overrides(args))
+        kfp_client.validate_host(config.kubeflow.host)  # before compiling: fail in a second, not in twenty
+        config, package = _compile_for_cluster(args)
+        submitted = kfp_client.submit(
+            package, config.kubeflow.host, config.kubeflow.experiment, config.kubeflow.pipeline_root,
+            run_name=args.run_name, namespace=args.namespace, service_account=config.kubeflow.service_account)
+    except (ConfigError, kfp_client.SubmitError) as error:
+        print(f"ganpipe: error: {error}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    return _print_submitted(submitted)
+
+
+def _schedule(args: argparse.Namespace) -> int:
+    from pipeline import cron, kfp_client
+
+    try:
+        config = load_config(args.config, _cluster_overrides(args))
+        cron.parse(args.cron)
+        kfp_client.validate_host(config.kubeflow.host)
+        config, package = _compile_for_cluster(args)
+        submitted = kfp_client.schedule(
+            package, config.kubeflow.host, args.cron, config.kubeflow.experiment, config.kubeflow.pipeline_root,
+            job_name=args.name or f"{config.pipeline_name}-schedule", namespace=args.namespace,
+            service_account=config.kubeflow.service_account)
+    except (ConfigError, cron.CronError, kfp_client.SubmitError) as error:
+        print(f"ganpipe: error: {error}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    return _print_submitted(submitted)
+
+
+def _print_submitted(submitted) -> int:
+    if submitted.detail:
+        print(f"ganpipe: {submitted.detail}")
+    print(f"ganpipe: {submitted.kind} id: {submitted.id}")
+    print(f"ganpipe: {submitted.kind}: {submitted.link}")
+    return 0
 
 
 def _overrides(args: argparse.Namespace) -> dict[str, str]:
@@ -71,6 +250,7 @@ def _run(args: argparse.Namespace) -> int:
     try:
         config = load_config(args.config, _overrides(args))
         config.output_dir = os.path.abspath(config.output_dir)  # artifacts and printed paths are absolute
+        config.evaluate.check_files()
         data = inputs.resolve(config)
     except (ConfigError, IngestInputError) as error:
         print(f"ganpipe: error: {error}", file=sys.stderr)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import re
 import types
 import typing
 from typing import Any, Mapping
@@ -17,10 +18,10 @@ from typing import Any, Mapping
 import yaml
 
 from trainer.config import TrainerConfig
+from trainer.feature_extractors import parse_spec as parse_extractor_spec
 
 DATA_FORMATS = ("auto", "folder", "idx", "npz", "tfrecord")
 BUNDLED_DATASETS = ("digits", "fashion-mnist")
-EXTRACTORS = ("random-conv",)
 
 
 class ConfigError(ValueError):
@@ -62,39 +63,174 @@ class DataConfig:
 
 @dataclasses.dataclass
 class EvaluateConfig:
-    """How the candidate generator is measured and when it is blessed."""
+    """How the candidate generator is measured and when it is blessed.
 
+    Every limit set to 0 is off. Recall and coverage are off by default
+    because a briefly trained generator (the demo, the tests) reaches no real
+    sample's neighbourhood yet and scores 0 on both; production configs should
+    set them (see README "The gate").
+    """
+
+    # random-conv (offline default, NOT Inception FID), inception-v3 (Keras'
+    # cached ImageNet weights), inception-v3:<weights.h5>, keras:<model.keras>,
+    # savedmodel:<dir> (trainer/feature_extractors.py).
     extractor: str = "random-conv"
     num_samples: int = 512
     seed: int = 1234
-    # Absolute limit: a candidate whose FID exceeds it is never blessed.
-    # 0 disables the limit.
+    # Absolute limits: a candidate above them is never blessed.
     max_fid: float = 0.0
+    max_kid: float = 0.0
+    # Mode-collapse limits: the share of real samples the candidate's samples
+    # reach (k-NN recall, k=3; coverage, k=5). Real-vs-real scores ~0.8-0.95.
+    min_recall: float = 0.0
+    min_coverage: float = 0.0
     # Relative rule: the candidate must beat the blessed baseline's FID by at
     # least this fraction (0.0 = not worse).
     min_improvement: float = 0.0
+    # A blessed baseline exists but cannot be loaded or scored: false refuses
+    # the candidate (nobody can show it is not worse); true judges it as if
+    # there were no baseline. Either way the page says what happened.
+    ignore_unusable_baseline: bool = False
 
     def validate(self) -> None:
-        if self.extractor not in EXTRACTORS:
-            raise ConfigError(f"evaluate.extractor={self.extractor!r}: must be one of {', '.join(EXTRACTORS)}")
+        try:
+            parse_extractor_spec(self.extractor)
+        except ValueError as error:
+            raise ConfigError(f"evaluate.extractor: {error}") from None
         if self.num_samples < 16:
             raise ConfigError(f"evaluate.num_samples={self.num_samples}: must be >= 16")
-        if self.max_fid < 0:
-            raise ConfigError(f"evaluate.max_fid={self.max_fid}: must be >= 0 (0 disables it)")
+        for name in ("max_fid", "max_kid"):
+            if getattr(self, name) < 0:
+                raise ConfigError(f"evaluate.{name}={getattr(self, name)}: must be >= 0 (0 disables it)")
+        for name in ("min_recall", "min_coverage"):
+            if not 0.0 <= getattr(self, name) <= 1.0:
+                raise ConfigError(f"evaluate.{name}={getattr(self, name)}: must be in [0, 1] (0 disables it)")
         if not 0.0 <= self.min_improvement < 1.0:
             raise ConfigError(f"evaluate.min_improvement={self.min_improvement}: must be in [0, 1)")
+
+    def check_files(self) -> None:
+        """For runs on this machine: the extractor's model or weights file exists (before hours of training)."""
+        from trainer.feature_extractors import INCEPTION, cached_inception_weights
+
+        kind, path = parse_extractor_spec(self.extractor)
+        if path is not None and "://" not in path and not os.path.exists(path):
+            raise ConfigError(f"evaluate.extractor={self.extractor!r}: {path} does not exist")
+        if kind == INCEPTION and path is None:
+            try:
+                cached_inception_weights()
+            except FileNotFoundError as error:
+                raise ConfigError(f"evaluate.extractor: {error}") from None
 
 
 @dataclasses.dataclass
 class PushConfig:
-    """Where blessed generators go (TF Serving layout <serving_dir>/<model_name>/<version>)."""
+    """Where blessed generators go (TF Serving layout <serving_dir>/<model_name>/<version>).
 
-    serving_dir: str = ""  # empty: <output_dir>/serving
+    Versions are 1, 2, 3... (highest present + 1), each appearing atomically.
+    """
+
+    serving_dir: str = ""  # empty: <output_dir>/serving; a local path (atomic rename)
     model_name: str = "generator"
+    # How many versions stay in the serving directory (the newest); 0 keeps all.
+    keep_versions: int = 5
 
     def validate(self) -> None:
         if not self.model_name or "/" in self.model_name or self.model_name.startswith("."):
             raise ConfigError(f"push.model_name={self.model_name!r}: must be a plain directory name")
+        if self.model_name.isdigit():
+            raise ConfigError(f"push.model_name={self.model_name!r}: a number would read as a version")
+        if self.keep_versions < 0:
+            raise ConfigError(f"push.keep_versions={self.keep_versions}: must be >= 0 (0 keeps all)")
+        if "://" in self.serving_dir:
+            raise ConfigError(f"push.serving_dir={self.serving_dir!r}: must be a local or mounted path; "
+                              "versions appear by atomic rename, which object stores do not offer")
+
+
+@dataclasses.dataclass
+class KubeflowConfig:
+    """Where and how the pipeline runs on Kubernetes (`ganpipe compile|submit|schedule`, TFJob, CronJob).
+
+    Local runs ignore this section. Paths here are paths INSIDE the cluster's
+    pods (the PVC mount points in k8s/), not on the machine that compiles.
+    """
+
+    # The image every step and TFJob worker runs (Dockerfile). Pinned: a tag
+    # other than "latest", or a digest, so a scheduled run is reproducible.
+    image: str = "ganpipe:0.1.0"
+    # TFX pipeline root for Kubeflow Pipelines: object storage the steps write
+    # to directly (gs://bucket/path; s3:// needs tensorflow-io in the image),
+    # or an absolute path on the pipeline-root volume mounted in every step.
+    pipeline_root: str = ""
+    # Namespace of the TFJob, the PVCs and the KFP runs (k8s/base).
+    namespace: str = "ganpipe"
+    # Kubeflow Pipelines API endpoint, e.g. http://localhost:8080 after
+    # `kubectl -n kubeflow port-forward svc/ml-pipeline-ui 8080:80`.
+    host: str = ""
+    experiment: str = "ganpipe"
+    # Kubernetes service account of KFP's step pods; empty: KFP's default.
+    service_account: str = ""
+    # The RWX volume holding input data, TFJob run dirs and (CronJob route)
+    # the pipeline root, and the volume TF Serving reads models from.
+    pipeline_root_pvc: str = "ganpipe-pipeline-root"
+    pipeline_root_mount: str = "/mnt/pipeline"
+    models_pvc: str = "ganpipe-models"
+    models_mount: str = "/mnt/models"
+    # Per-step resources (every step, then the Trainer's own); GPUs go to the
+    # Trainer step, or to each TFJob worker when train.workers > 1.
+    step_cpu: float = 1.0
+    step_memory_gb: float = 4.0
+    trainer_cpu: float = 4.0
+    trainer_memory_gb: float = 16.0
+    trainer_gpus: int = 1
+    gpu_resource: str = "nvidia.com/gpu"
+    # train.workers > 1 on a cluster: true runs the workers as a Kubeflow
+    # TFJob (one pod each); false runs them as processes in the Trainer pod.
+    tfjob: bool = True
+    tfjob_timeout_s: int = 6 * 3600
+    tfjob_poll_s: float = 10.0
+
+    def validate(self) -> None:
+        if not _is_pinned_image(self.image):
+            raise ConfigError(f"kubeflow.image={self.image!r}: pin it with a tag other than 'latest' "
+                              "or a digest (e.g. registry.example.com/ganpipe:0.1.0)")
+        if self.pipeline_root and not (self.pipeline_root.startswith(OBJECT_STORE_SCHEMES)
+                                       or self.pipeline_root.startswith("/")):
+            raise ConfigError(f"kubeflow.pipeline_root={self.pipeline_root!r}: must be object storage "
+                              f"({', '.join(OBJECT_STORE_SCHEMES)}...) or an absolute path on the "
+                              "pipeline-root volume")
+        if not _DNS_LABEL.fullmatch(self.namespace):
+            raise ConfigError(f"kubeflow.namespace={self.namespace!r}: must be a DNS-1123 label "
+                              "(lower-case letters, digits, '-')")
+        for name in ("pipeline_root_pvc", "models_pvc"):
+            if not _DNS_SUBDOMAIN.fullmatch(getattr(self, name)):
+                raise ConfigError(f"kubeflow.{name}={getattr(self, name)!r}: not a valid PVC name")
+        for name in ("pipeline_root_mount", "models_mount"):
+            if not getattr(self, name).startswith("/"):
+                raise ConfigError(f"kubeflow.{name}={getattr(self, name)!r}: must be an absolute path")
+        for name in ("step_cpu", "step_memory_gb", "trainer_cpu", "trainer_memory_gb", "tfjob_poll_s"):
+            if getattr(self, name) <= 0:
+                raise ConfigError(f"kubeflow.{name}={getattr(self, name)}: must be > 0")
+        if self.trainer_gpus < 0:
+            raise ConfigError(f"kubeflow.trainer_gpus={self.trainer_gpus}: must be >= 0")
+        if self.tfjob_timeout_s < 60:
+            raise ConfigError(f"kubeflow.tfjob_timeout_s={self.tfjob_timeout_s}: must be >= 60")
+        if "/" not in self.gpu_resource:
+            raise ConfigError(f"kubeflow.gpu_resource={self.gpu_resource!r}: must be an extended resource "
+                              "name such as nvidia.com/gpu")
+
+
+OBJECT_STORE_SCHEMES = ("gs://", "s3://")
+_DNS_LABEL = re.compile(r"[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?")
+_DNS_SUBDOMAIN = re.compile(r"[a-z0-9]([-a-z0-9.]{0,251}[a-z0-9])?")
+
+
+def _is_pinned_image(image: str) -> bool:
+    if not image or any(c.isspace() for c in image):
+        return False
+    if "@sha256:" in image:
+        return True
+    name_and_tag = image.rsplit("/", 1)[-1]
+    return ":" in name_and_tag and not name_and_tag.endswith(":latest") and not name_and_tag.endswith(":")
 
 
 @dataclasses.dataclass
@@ -107,6 +243,7 @@ class PipelineConfig:
     train: TrainerConfig = dataclasses.field(default_factory=TrainerConfig)
     evaluate: EvaluateConfig = dataclasses.field(default_factory=EvaluateConfig)
     push: PushConfig = dataclasses.field(default_factory=PushConfig)
+    kubeflow: KubeflowConfig = dataclasses.field(default_factory=KubeflowConfig)
 
     # Derived locations. Everything a run writes lives under output_dir.
     @property
@@ -135,6 +272,7 @@ class PipelineConfig:
             raise ConfigError(str(error)) from None
         self.evaluate.validate()
         self.push.validate()
+        self.kubeflow.validate()
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)

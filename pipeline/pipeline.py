@@ -17,14 +17,30 @@ from tfx.components import ImportExampleGen
 from components.data_gate.component import DataGate
 from components.gan_evaluator.component import GanEvaluator
 from components.image_example_gen.component import ImageExampleGen
+from components.serving_pusher.component import ServingPusher
 from pipeline import schema as curated_schema
 from pipeline.config import PipelineConfig
 
 TRAINER_RUN_FN = "trainer.task.run_fn"
 
 
-def create_pipeline(config: PipelineConfig, data_path: str, data_format: str) -> tfx.dsl.Pipeline:
-    """Builds the pipeline for an already resolved input (see pipeline.inputs)."""
+def create_pipeline(
+    config: PipelineConfig,
+    data_path: str,
+    data_format: str,
+    *,
+    pipeline_root: str | None = None,
+    schema_file: str | None = None,
+    on_cluster: bool | None = None,
+) -> tfx.dsl.Pipeline:
+    """Builds the pipeline for an already resolved input (see pipeline.inputs).
+
+    `pipeline_root` and `schema_file` override the local defaults when the
+    pipeline is compiled for Kubeflow (pipeline/kubeflow_runner.py).
+    `on_cluster` (default: inside a Kubernetes pod) lets a Trainer with
+    train.workers > 1 run its workers as a TFJob (kubeflow.tfjob).
+    """
+    pipeline_root = pipeline_root or config.pipeline_root
     if data_format == "tfrecord":
         example_gen = _import_example_gen(data_path, config.data.eval_fraction)
     else:
@@ -41,8 +57,8 @@ def create_pipeline(config: PipelineConfig, data_path: str, data_format: str) ->
     statistics_gen = tfx.components.StatisticsGen(
         examples=examples, stats_options=tfdv.StatsOptions(enable_semantic_domain_stats=True)
     )
-    schema_file = curated_schema.write_schema(
-        curated_schema.build_schema(config.train.channels, config.data.convert_channels), config.pipeline_root
+    schema_file = schema_file or curated_schema.write_schema(
+        curated_schema.build_schema(config.train.channels, config.data.convert_channels), pipeline_root
     )
     schema_gen = tfx.components.ImportSchemaGen(schema_file=schema_file)
     example_validator = tfx.components.ExampleValidator(
@@ -62,7 +78,8 @@ def create_pipeline(config: PipelineConfig, data_path: str, data_format: str) ->
         schema=data_gate.outputs["validated_schema"],
         train_args=tfx.proto.TrainArgs(splits=["train"], num_steps=config.train.steps),
         eval_args=tfx.proto.EvalArgs(splits=["eval"], num_steps=0),
-        custom_config={"trainer": config.train.to_dict()},
+        custom_config={"trainer": config.train.to_dict(), **_tfjob_custom_config(config, on_cluster)},
+        custom_executor_spec=_trainer_executor_spec(config, on_cluster),
     )
     baseline_resolver = tfx.dsl.Resolver(
         strategy_class=tfx.dsl.experimental.LatestBlessedModelStrategy,
@@ -77,20 +94,25 @@ def create_pipeline(config: PipelineConfig, data_path: str, data_format: str) ->
         num_samples=config.evaluate.num_samples,
         seed=config.evaluate.seed,
         max_fid=config.evaluate.max_fid,
+        max_kid=config.evaluate.max_kid,
+        min_recall=config.evaluate.min_recall,
+        min_coverage=config.evaluate.min_coverage,
         min_improvement=config.evaluate.min_improvement,
+        ignore_unusable_baseline=config.evaluate.ignore_unusable_baseline,
         image_size=config.train.image_size,
         channels=config.train.channels,
     )
-    pusher = tfx.components.Pusher(
+    # The stock Pusher with an executor that numbers versions 1, 2, 3... and
+    # publishes each by atomic rename (components/serving_pusher).
+    pusher = ServingPusher(
         model=trainer.outputs["model"],
         model_blessing=evaluator.outputs["blessing"],
-        push_destination=tfx.proto.PushDestination(
-            filesystem=tfx.proto.PushDestination.Filesystem(base_directory=config.serving_base)
-        ),
-    )
+        serving_base=config.serving_base,
+        keep_versions=config.push.keep_versions,
+    ).with_id("Pusher")
     return tfx.dsl.Pipeline(
         pipeline_name=config.pipeline_name,
-        pipeline_root=config.pipeline_root,
+        pipeline_root=pipeline_root,
         components=[
             example_gen, statistics_gen, schema_gen, example_validator, data_gate,
             trainer, baseline_resolver, evaluator, pusher,
@@ -100,6 +122,41 @@ def create_pipeline(config: PipelineConfig, data_path: str, data_format: str) ->
         ),
         enable_cache=False,
     )
+
+
+def trains_as_tfjob(config: PipelineConfig, on_cluster: bool | None = None) -> bool:
+    """True when the Trainer launches a TFJob: on a cluster, with train.workers > 1 and kubeflow.tfjob."""
+    if on_cluster is None:
+        on_cluster = "KUBERNETES_SERVICE_HOST" in os.environ  # set by Kubernetes in every pod
+    return on_cluster and config.kubeflow.tfjob and getattr(config.train, "workers", 1) > 1
+
+
+def _tfjob_custom_config(config: PipelineConfig, on_cluster: bool | None) -> dict:
+    if not trains_as_tfjob(config, on_cluster):
+        return {}
+    from components.tfjob_trainer.settings import CUSTOM_CONFIG_KEY, TFJobSettings
+
+    cluster = config.kubeflow
+    settings = TFJobSettings(
+        image=cluster.image, namespace=cluster.namespace, job_prefix=config.pipeline_name,
+        gpus=cluster.trainer_gpus, gpu_resource=cluster.gpu_resource,
+        cpu=cluster.trainer_cpu, memory_gb=cluster.trainer_memory_gb,
+        pvc=cluster.pipeline_root_pvc, mount_path=cluster.pipeline_root_mount,
+        service_account=cluster.service_account,
+        timeout_s=cluster.tfjob_timeout_s, poll_s=cluster.tfjob_poll_s,
+    )
+    return {CUSTOM_CONFIG_KEY: settings.to_dict()}
+
+
+def _trainer_executor_spec(config: PipelineConfig, on_cluster: bool | None):
+    """None keeps the stock in-process Trainer executor."""
+    if not trains_as_tfjob(config, on_cluster):
+        return None
+    from tfx.dsl.components.base import executor_spec
+
+    from components.tfjob_trainer.executor import Executor as TFJobTrainerExecutor
+
+    return executor_spec.ExecutorClassSpec(TFJobTrainerExecutor)
 
 
 def _import_example_gen(data_path: str, eval_fraction: float) -> ImportExampleGen:

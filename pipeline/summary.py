@@ -62,5 +62,8 @@ def _scores(evaluation: dict) -> str:
         block = evaluation.get(role)
         if block and block.get("fid") is not None:
             parts.append(f"{role} FID {block['fid']:.2f}")
+    candidate = evaluation.get("candidate") or {}
+    if candidate.get("coverage") is not None:  # mode collapse shows here, not in FID
+        parts.append(f"candidate recall {candidate['recall']:.2f} coverage {candidate['coverage']:.2f}")
     parts.append("blessed" if evaluation.get("blessed") else "not blessed")
     return ", ".join(parts)

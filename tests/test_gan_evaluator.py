@@ -2,13 +2,15 @@
 
 The generators are tiny tf.Modules saved with the same signatures the trainer
 exports: a "memorizer" that replays training images (as good as it gets), a
-"blurry" one that draws the mean image plus noise (plausible but worse), and
-broken ones (NaN, constant). The executor is called exactly as TFX calls it,
+"blurry" one that draws the mean image plus noise (plausible but worse),
+mode-collapsed ones (one jittered digit; four exact images) and broken ones
+(NaN, constant). The executor is called exactly as TFX calls it,
 and its blessing is then read by the stock Pusher and resolver.
 """
 
 from __future__ import annotations
 
+import html
 import json
 import os
 from pathlib import Path
@@ -26,7 +28,7 @@ from tfx.types import artifact_utils, channel, standard_artifacts
 from tfx.utils import proto_utils
 import tfx.v1 as tfx
 
-from components.gan_evaluator import GanEvaluator, executor
+from components.gan_evaluator import GanEvaluator, executor, rules, sampling
 from trainer import contract
 
 SIZE = 16
@@ -87,6 +89,11 @@ class _Generator(tf.Module):
             return tf.cast(tf.clip_by_value(self.mean + 40.0 * self._noise(seeds), 0, 255), tf.uint8)
         if self.kind == "constant":
             return tf.tile(tf.cast(self.mean, tf.uint8)[None], [count, 1, 1, 1])
+        if self.kind == "collapsed":  # one real digit, slightly jittered: sharp, but a single mode
+            one = tf.cast(self.bank[0], tf.float32)[None]
+            return tf.cast(tf.clip_by_value(one + 6.0 * self._noise(seeds), 0, 255), tf.uint8)
+        if self.kind == "four_images":  # replays four exact images: collapse without any noise
+            return tf.gather(self.bank, seeds % 4)
         nan = tf.fill([count, SIZE, SIZE, CHANNELS], float("nan"))
         if self.kind == "nan_float":  # a float output: breaks the uint8 contract too
             return nan
@@ -135,7 +142,7 @@ def world(tmp_path_factory):
     examples.id = 1
 
     models = {}
-    for kind in ("memorizer", "blurry", "constant", "nan_float", "nan_cast"):
+    for kind in ("memorizer", "blurry", "constant", "collapsed", "four_images", "nan_float", "nan_cast"):
         uri = root / "models" / kind
         module = _Generator(kind, train)
         tf.saved_model.save(module, str(uri / "Format-Serving"), signatures={
@@ -160,7 +167,8 @@ def _evaluate(world, tmp_path: Path, candidate: str, baseline: str | None = None
     if baseline is not None:
         input_dict["baseline_model"] = [world["models"][baseline]]
     exec_properties = {"extractor": "random-conv", "num_samples": NUM_SAMPLES, "seed": 1234, "max_fid": 0.0,
-                       "min_improvement": 0.0, "image_size": SIZE, "channels": CHANNELS}
+                       "max_kid": 0.0, "min_recall": 0.0, "min_coverage": 0.0, "min_improvement": 0.0,
+                       "ignore_unusable_baseline": 0, "image_size": SIZE, "channels": CHANNELS}
     exec_properties.update(params)
     executor.Executor().Do(input_dict, {"blessing": [blessing], "evaluation": [evaluation]}, exec_properties)
     with open(os.path.join(evaluation.uri, "metrics.json")) as handle:
@@ -189,13 +197,24 @@ def test_good_generator_without_baseline_is_blessed(world, tmp_path):
     assert report["baseline"] is None
     # The blurry generator is clearly worse than real images in this feature space.
     assert report["candidate"]["fid"] > 3 * report["real_floor"]["fid"] > 0
-    assert set(report["thresholds"]) == {"max_fid", "min_improvement"}
+    assert set(report["thresholds"]) == {"max_fid", "max_kid", "min_recall", "min_coverage", "min_improvement"}
+    for role in ("candidate", "real_floor"):
+        scores = report[role]
+        assert set(scores) >= {"fid", "kid", "kid_std", "precision", "recall", "density", "coverage", "diversity"}
+        assert scores["num_samples"] == NUM_SAMPLES and scores["num_reference"] == NUM_SAMPLES
+    # Real train images cover the eval split; the blurry generator covers little of it.
+    assert report["real_floor"]["coverage"] > 0.7 and report["real_floor"]["recall"] > 0.5
+    assert report["candidate"]["coverage"] < report["real_floor"]["coverage"]
     for name in ("candidate_samples.png", "real_samples.png", "index.html"):
         assert os.path.getsize(os.path.join(evaluation.uri, name)) > 0
     assert not os.path.exists(os.path.join(evaluation.uri, "baseline_samples.png"))
     page = Path(evaluation.uri, "index.html").read_text()
     assert "BLESSED" in page and "candidate_samples.png" in page and "random-conv-v1" in page
+    assert "not Inception FID" in page and "coverage" in page
     assert evaluation.get_float_custom_property("candidate_fid") == pytest.approx(report["candidate"]["fid"])
+    assert evaluation.get_float_custom_property("candidate_coverage") == pytest.approx(
+        report["candidate"]["coverage"])
+    assert evaluation.get_string_custom_property("extractor") == "random-conv-v1"
 
 
 def test_scores_are_reproducible(world, tmp_path):
@@ -208,6 +227,7 @@ def test_scores_are_reproducible(world, tmp_path):
     ("nan_float", "NaN"),
     ("constant", "same image"),
     ("nan_cast", ""),  # NaN through a uint8 cast: some degenerate, flat output
+    ("four_images", "mode collapse: only 4 distinct images"),
 ])
 def test_broken_generators_are_refused_with_reasons(world, tmp_path, kind, expected):
     blessing, evaluation, report = _evaluate(world, tmp_path, kind)
@@ -215,16 +235,49 @@ def test_broken_generators_are_refused_with_reasons(world, tmp_path, kind, expec
     assert blessing.get_int_custom_property("blessed") == 0
     assert report["blessed"] is False and report["reasons"]
     assert any(expected in reason for reason in report["reasons"]), report["reasons"]
-    assert Path(evaluation.uri, "index.html").read_text().count("<li>") >= len(report["reasons"])
+    page = Path(evaluation.uri, "index.html").read_text()
+    assert "NOT BLESSED" in page
+    for reason in report["reasons"]:
+        assert html.escape(reason) in page
 
 
-def test_max_fid_is_an_absolute_limit(world, tmp_path):
-    fid = _evaluate(world, tmp_path / "probe", "blurry")[2]["candidate"]["fid"]
+def test_mode_collapse_is_refused_by_coverage_even_when_fid_passes(world, tmp_path):
+    """One sharp, jittered digit for every seed: FID alone would ship it, coverage/recall do not."""
+    probe = _evaluate(world, tmp_path / "probe", "collapsed")[2]
+    fid = probe["candidate"]["fid"]
+    assert probe["blessed"] is True  # nothing on by default refuses it: the samples are distinct images
+    # Its FID is better than the honestly varied blurry generator's, and within the limit set below.
+    assert fid < _evaluate(world, tmp_path / "blurry", "blurry")[2]["candidate"]["fid"]
+    collapsed, floor = probe["candidate"], probe["real_floor"]
+    assert collapsed["coverage"] < 0.2 < 0.7 < floor["coverage"]
+    assert collapsed["recall"] < 0.1 < floor["recall"]
+
+    blessing, evaluation, report = _evaluate(world, tmp_path / "coverage", "collapsed", max_fid=2 * fid,
+                                             min_coverage=0.5)
+    assert _marker(blessing) == "NOT_BLESSED"
+    assert [reason for reason in report["reasons"] if "max_fid" in reason] == []
+    (reason,) = report["reasons"]
+    assert "coverage" in reason and "min_coverage=0.5" in reason and "mode collapse" in reason
+    assert html.escape(reason) in Path(evaluation.uri, "index.html").read_text()
+
+    blessing, _, report = _evaluate(world, tmp_path / "recall", "collapsed", max_fid=2 * fid, min_recall=0.3)
+    assert _marker(blessing) == "NOT_BLESSED" and "min_recall=0.3" in report["reasons"][0]
+    # The same rules let a generator that covers the data through.
+    blessing, _, _ = _evaluate(world, tmp_path / "memorizer", "memorizer", min_coverage=0.5, min_recall=0.3)
+    assert _marker(blessing) == "BLESSED"
+
+
+def test_max_fid_and_max_kid_are_absolute_limits(world, tmp_path):
+    candidate = _evaluate(world, tmp_path / "probe", "blurry")[2]["candidate"]
+    fid, kid = candidate["fid"], candidate["kid"]
     blessing, _, report = _evaluate(world, tmp_path / "strict", "blurry", max_fid=fid * 0.9)
     assert _marker(blessing) == "NOT_BLESSED"
     assert any("max_fid" in reason for reason in report["reasons"])
     blessing, _, report = _evaluate(world, tmp_path / "loose", "blurry", max_fid=fid * 1.1)
     assert _marker(blessing) == "BLESSED" and report["thresholds"]["max_fid"] == pytest.approx(fid * 1.1)
+    blessing, _, report = _evaluate(world, tmp_path / "kid", "blurry", max_kid=kid * 0.9)
+    assert _marker(blessing) == "NOT_BLESSED" and "max_kid" in report["reasons"][0]
+    assert _marker(_evaluate(world, tmp_path / "kid_ok", "blurry", max_kid=kid * 1.1)[0]) == "BLESSED"
 
 
 def test_better_baseline_blocks_the_candidate(world, tmp_path):
@@ -236,6 +289,7 @@ def test_better_baseline_blocks_the_candidate(world, tmp_path):
     assert report["baseline"]["fid"] < report["candidate"]["fid"]
     assert any("baseline" in reason for reason in report["reasons"])
     assert os.path.getsize(os.path.join(evaluation.uri, "baseline_samples.png")) > 0
+    assert evaluation.get_float_custom_property("baseline_fid") == pytest.approx(report["baseline"]["fid"])
 
 
 def test_candidate_better_than_baseline_is_blessed(world, tmp_path):
@@ -256,13 +310,22 @@ def test_min_improvement_requires_a_margin(world, tmp_path):
     assert any("min_improvement" in reason for reason in report["reasons"])
 
 
-def test_unloadable_baseline_is_noted_and_ignored(world, tmp_path):
-    blessing, _, report = _evaluate(world, tmp_path, "blurry", baseline="unloadable")
-    assert _marker(blessing) == "BLESSED"
+@pytest.mark.parametrize("baseline", ["unloadable", "nan_float"])
+def test_unusable_baseline_refuses_unless_config_says_ignore(world, tmp_path, baseline):
+    blessing, evaluation, report = _evaluate(world, tmp_path / "strict", "blurry", baseline=baseline)
+    assert _marker(blessing) == "NOT_BLESSED"
     assert report["baseline"] is None
+    assert any("could not be scored" in reason and "ignore_unusable_baseline" in reason
+               for reason in report["reasons"]), report["reasons"]
     assert any("could not be scored" in note for note in report["notes"])
+    assert "could not be scored" in Path(evaluation.uri, "index.html").read_text()
+
+    blessing, _, report = _evaluate(world, tmp_path / "lenient", "blurry", baseline=baseline,
+                                    ignore_unusable_baseline=1)
+    assert _marker(blessing) == "BLESSED" and report["reasons"] == []
+    assert any("as if there were no baseline" in note for note in report["notes"])
     # Lineage still records which baseline was considered, as the stock Evaluator does.
-    assert blessing.get_int_custom_property("baseline_model_id") == world["models"]["unloadable"].id
+    assert blessing.get_int_custom_property("baseline_model_id") == world["models"][baseline].id
 
 
 def test_unloadable_candidate_fails_loudly(world, tmp_path):
@@ -296,7 +359,7 @@ def test_stock_pusher_and_resolver_honour_the_blessing(world, tmp_path):
     assert [model.id for model in resolved["model"]] == [world["models"]["memorizer"].id]
 
 
-# --- the component and its pure rules ------------------------------------------------------------
+# --- the component, the streaming and the pure rules ---------------------------------------------
 
 
 def test_component_instantiates_with_and_without_baseline():
@@ -306,6 +369,7 @@ def test_component_instantiates_with_and_without_baseline():
     assert "baseline_model" not in plain.inputs
     assert plain.exec_properties["extractor"] == "random-conv"
     assert plain.exec_properties["num_samples"] == 512 and plain.exec_properties["max_fid"] == 0.0
+    assert plain.exec_properties["ignore_unusable_baseline"] == 0
     assert set(plain.outputs) == {"blessing", "evaluation"}
     assert plain.outputs["blessing"].type == standard_artifacts.ModelBlessing
 
@@ -315,27 +379,79 @@ def test_component_instantiates_with_and_without_baseline():
         model_blessing=tfx.dsl.Channel(type=standard_artifacts.ModelBlessing),
     ).with_id("latest_blessed_model_resolver")
     with_baseline = GanEvaluator(examples=examples, model=model, baseline_model=resolver.outputs["model"],
-                                 image_size=28, channels=3, max_fid=50, min_improvement=0.05)
+                                 image_size=28, channels=3, max_fid=50, min_improvement=0.05, min_coverage=0.4,
+                                 ignore_unusable_baseline=True)
     assert "baseline_model" in with_baseline.inputs
     assert with_baseline.exec_properties["max_fid"] == 50.0
     assert with_baseline.exec_properties["min_improvement"] == 0.05
+    assert with_baseline.exec_properties["min_coverage"] == 0.4
+    assert with_baseline.exec_properties["ignore_unusable_baseline"] == 1
     with pytest.raises(TypeError):
         GanEvaluator(examples=examples, model=model)  # image size and channels are required
 
 
-def test_sample_problems_and_judge_rules():
+def test_streaming_in_small_batches_gives_the_same_scores(world):
+    """The evaluator never holds a whole image set: batch size must not change a single number."""
+    from trainer import metrics
+    from trainer.feature_extractors import get_extractor
+
+    extractor = get_extractor()
+    images = _digits()[:300]
+    reference = sampling.summarize([_digits()[300:500]], extractor).summary
+    whole = sampling.summarize([images], extractor)
+    pieces = sampling.summarize((images[i:i + 7] for i in range(0, 300, 7)), extractor)
+    assert whole.count == pieces.count == 300 and len(pieces.grid) == sampling.GRID_IMAGES
+    np.testing.assert_array_equal(whole.grid, pieces.grid)
+    first, second = metrics.score(whole.summary, reference), metrics.score(pieces.summary, reference)
+    for key, value in first.to_dict().items():
+        assert getattr(second, key) == pytest.approx(value, rel=1e-6, abs=1e-12), key
+
+
+def test_sample_checker_and_judge_rules():
     rng = np.random.default_rng(0)
     varied = rng.integers(0, 256, size=(8, 4, 4, 1), dtype=np.uint8)
-    assert executor.sample_problems(varied, 8, 4, 1) == []
-    assert "shape" in executor.sample_problems(varied, 8, 8, 1)[0]
-    flat = np.repeat(np.arange(8, dtype=np.uint8)[:, None, None, None], 16, axis=1).reshape(8, 4, 4, 1)
-    assert any("flat colour" in p for p in executor.sample_problems(flat, 8, 4, 1))
-    assert any("NaN" in p for p in executor.sample_problems(np.full((8, 4, 4, 1), np.inf, np.float32), 8, 4, 1))
 
-    assert executor.judge(10.0, [], None, 0.0, 0.0) == (True, [])
-    assert executor.judge(float("nan"), [], None, 0.0, 0.0)[0] is False
-    assert executor.judge(None, ["broken"], None, 0.0, 0.0)[1][0] == "broken"
-    assert executor.judge(10.0, [], 10.0, 0.0, 0.0)[0] is True
-    assert executor.judge(10.0, [], 10.5, 0.0, 0.1)[0] is False  # needs <= 9.45
-    assert executor.judge(9.0, [], 10.5, 9.5, 0.1)[0] is True
-    assert executor.judge(9.6, [], None, 9.5, 0.0)[0] is False
+    def problems(*batches, count=8, size=4):
+        checker = rules.SampleChecker(count, size, 1)
+        for batch in batches:
+            checker.update(batch)
+        return checker.problems()
+
+    assert problems(varied) == [] and problems(varied[:3], varied[3:]) == []
+    assert "shape" in problems(varied, size=8)[0]
+    assert "returned 8 images for 9 seeds" in problems(varied, count=9)[0]
+    flat = np.repeat(np.arange(8, dtype=np.uint8)[:, None, None, None], 16, axis=1).reshape(8, 4, 4, 1)
+    assert any("flat colour" in p for p in problems(flat))
+    assert any("same image" in p for p in problems(np.repeat(varied[:1], 8, axis=0)))
+    assert any("only 3 distinct" in p for p in problems(varied[np.arange(8) % 3]))
+    assert any("NaN" in p for p in problems(np.full((8, 4, 4, 1), np.inf, np.float32)))
+
+    off = rules.Thresholds()
+    good = {"fid": 10.0, "kid": 0.1, "recall": 0.5, "coverage": 0.6}
+    assert rules.judge(good, [], None, off) == (True, [])
+    assert rules.judge({**good, "fid": float("nan")}, [], None, off)[0] is False
+    assert rules.judge(None, ["broken"], None, off)[1][0] == "broken"
+    assert rules.judge(good, [], {"fid": 10.0}, off)[0] is True
+    assert rules.judge(good, [], {"fid": 10.5}, rules.Thresholds(min_improvement=0.1))[0] is False  # <= 9.45
+    assert rules.judge({**good, "fid": 9.0}, [], {"fid": 10.5}, rules.Thresholds(9.5, min_improvement=0.1))[0]
+    assert rules.judge({**good, "fid": 9.6}, [], None, rules.Thresholds(max_fid=9.5))[0] is False
+    assert rules.judge(good, [], None, rules.Thresholds(max_kid=0.05))[0] is False
+    assert rules.judge(good, [], None, rules.Thresholds(min_recall=0.6))[0] is False
+    assert rules.judge(good, [], None, rules.Thresholds(min_coverage=0.6))[0] is True
+    assert rules.judge({**good, "coverage": None}, [], None, rules.Thresholds(min_coverage=0.1))[0] is False
+    assert rules.judge(good, [], None, off, baseline_error="gone")[0] is False
+    assert rules.judge(good, [], None, off, baseline_error="gone", ignore_unusable_baseline=True)[0] is True
+
+
+def test_evaluate_config_checks_rules_and_extractor_specs(tmp_path):
+    from pipeline.config import ConfigError, load_config
+
+    config = load_config(None, {"evaluate.min_coverage": "0.5", "evaluate.ignore_unusable_baseline": "true",
+                                "evaluate.extractor": f"keras:{tmp_path / 'f.keras'}"})
+    assert config.evaluate.min_coverage == 0.5 and config.evaluate.ignore_unusable_baseline is True
+    with pytest.raises(ConfigError, match="does not exist"):  # checked before a local run trains for hours
+        config.evaluate.check_files()
+    for key, value in (("evaluate.min_recall", "1.5"), ("evaluate.max_kid", "-1"),
+                       ("evaluate.extractor", "inception"), ("evaluate.extractor", "savedmodel:")):
+        with pytest.raises(ConfigError, match=key.replace(".", r"\.")):
+            load_config(None, {key: value})

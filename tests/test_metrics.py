@@ -270,3 +270,245 @@ def test_fid_separates_real_from_noise(digits):
     real_vs_real = metrics.fid(real_a, real_b)
     assert metrics.fid(real_a, extractor(noise)) > 50 * real_vs_real
     assert metrics.fid(real_a, extractor(blank)) > 50 * real_vs_real
+
+
+# --- density/coverage, KID in closed form, streaming summaries ------------------------------------
+
+
+def _brute_force_manifold(real: np.ndarray, fake: np.ndarray, k: int) -> dict[str, float]:
+    """The k-NN metrics straight from their definitions, one full distance matrix at a time."""
+    def dist(a, b):
+        return np.sqrt(((a[:, None, :] - b[None, :, :]) ** 2).sum(axis=-1))
+
+    real_radii = np.sort(dist(real, real), axis=1)[:, k]
+    fake_radii = np.sort(dist(fake, fake), axis=1)[:, k]
+    cross = dist(fake, real)
+    return {
+        "precision": float(np.mean((cross <= real_radii[None, :]).any(axis=1))),
+        "recall": float(np.mean((cross <= fake_radii[:, None]).any(axis=0))),
+        "density": float((cross <= real_radii[None, :]).sum() / (k * len(fake))),
+        "coverage": float(np.mean(cross.min(axis=0) <= real_radii)),
+    }
+
+
+def test_blocked_knn_metrics_equal_their_definitions():
+    rng = np.random.default_rng(12)
+    real, fake = rng.normal(size=(150, 5)), rng.normal(size=(120, 5)) * 1.3 + 0.2
+    expected = _brute_force_manifold(real, fake, k=4)
+    for block_size in (7, 1000):  # blocks smaller than, and larger than, the sets
+        pr = metrics.precision_recall(real, fake, k=4, block_size=block_size)
+        dc = metrics.density_coverage(real, fake, k=4, block_size=block_size)
+        assert (pr.precision, pr.recall) == pytest.approx((expected["precision"], expected["recall"]), abs=1e-12)
+        assert (dc.density, dc.coverage) == pytest.approx((expected["density"], expected["coverage"]), abs=1e-12)
+
+
+def test_identical_sets_are_perfect_on_every_knn_metric():
+    features = np.random.default_rng(13).normal(size=(300, 6))
+    pr = metrics.precision_recall(features, features)
+    dc = metrics.density_coverage(features, features)
+    assert pr.precision == pr.recall == dc.coverage == 1.0
+
+
+def test_coverage_and_density_match_their_expectation_for_one_distribution():
+    """Same continuous distribution, N real and M fake samples: the ranking of the N-1 other reals and
+    the M fakes by distance to a real sample is uniformly random, so it is NOT covered exactly when its
+    k nearest are all real: E[coverage] = 1 - prod_{i<k} (N-1-i)/(N+M-1-i) (0.969 for N=M=1000, k=5).
+    The real k-NN ball holds k/N of the probability mass on average, so E[density] = 1."""
+    n, k = 1000, 5
+    expected = 1.0 - np.prod([(n - 1 - i) / (2 * n - 1 - i) for i in range(k)])
+    assert expected == pytest.approx(0.969, abs=1e-3)
+    rng = np.random.default_rng(14)
+    results = [metrics.density_coverage(rng.normal(size=(n, 8)), rng.normal(size=(n, 8)), k=k) for _ in range(4)]
+    assert np.mean([r.coverage for r in results]) == pytest.approx(expected, abs=0.01)
+    assert np.mean([r.density for r in results]) == pytest.approx(1.0, abs=0.05)
+
+
+def test_coverage_and_recall_expose_mode_collapse_that_fid_underplays():
+    rng = np.random.default_rng(15)
+    centres = rng.normal(size=(10, 8)) * 4.0  # ten well separated modes
+    real = centres[rng.integers(0, 10, 2000)] + rng.normal(size=(2000, 8))
+    healthy = centres[rng.integers(0, 10, 2000)] + rng.normal(size=(2000, 8))
+    two_modes = centres[rng.integers(0, 2, 2000)] + rng.normal(size=(2000, 8))
+    reference = metrics.FeatureSummary.from_features(real)
+    good = metrics.score(metrics.FeatureSummary.from_features(healthy), reference, kid_subsets=10)
+    collapsed = metrics.score(metrics.FeatureSummary.from_features(two_modes), reference, kid_subsets=10)
+    assert good.coverage > 0.9 and good.recall > 0.8
+    assert collapsed.coverage < 0.3 and collapsed.recall < 0.3
+    assert collapsed.precision > 0.8  # every sample it draws is realistic
+
+
+def test_kid_matches_closed_form_mmd_in_one_dimension():
+    """k(x, y) = (xy + 1)^3 for x ~ N(a, 1), y ~ N(b, 1) independent has
+    E k = E[x^3]E[y^3] + 3E[x^2]E[y^2] + 3ab + 1 = (a^3+3a)(b^3+3b) + 3(1+a^2)(1+b^2) + 3ab + 1,
+    so for a=0, b=1: MMD^2 = f(0,0) + f(1,1) - 2 f(0,1) = 4 + 32 - 2*7 = 22. The estimator is unbiased."""
+    rng = np.random.default_rng(16)
+    a, b = rng.normal(size=(20_000, 1)), rng.normal(size=(20_000, 1)) + 1.0
+    result = metrics.kid(a, b, num_subsets=100, subset_size=1000, seed=0)
+    assert result.mean == pytest.approx(22.0, abs=1.0)
+
+
+def test_kid_expectation_is_zero_for_one_distribution():
+    rng = np.random.default_rng(17)
+    means = [metrics.kid(rng.normal(size=(400, 16)), rng.normal(size=(400, 16)), num_subsets=10,
+                         subset_size=200, seed=s).mean for s in range(10)]
+    different = metrics.kid(rng.normal(size=(400, 16)), rng.normal(size=(400, 16)) + 0.5, num_subsets=10,
+                            subset_size=200, seed=0).mean
+    # Unbiased: the average over independent draws sits within its standard error of 0.
+    assert abs(np.mean(means)) < 3 * np.std(means) / np.sqrt(len(means)) + 1e-4
+    assert different > 10 * np.std(means)
+
+
+def test_summary_keeps_a_bounded_uniform_subset_whatever_the_batching():
+    rng = np.random.default_rng(18)
+    features = rng.normal(size=(5000, 4))
+    one_shot = metrics.FeatureSummary(4, max_kept=700, seed=3).update(features)
+    batched = metrics.FeatureSummary(4, max_kept=700, seed=3)
+    for start, stop in [(0, 1), (1, 999), (999, 999), (999, 4321), (4321, 5000)]:
+        batched.update(features[start:stop])
+    assert one_shot.count == batched.count == 5000
+    np.testing.assert_array_equal(one_shot.sample(), batched.sample())
+    assert one_shot.sample().shape == (700, 4)
+    # A prefix of the kept sample is a uniform subset too; the rows are real input rows.
+    rows = {row.tobytes() for row in features}
+    assert all(row.tobytes() in rows for row in one_shot.sample(50))
+    assert one_shot.sample(50).shape == (50, 4)
+    # Uniform: kept rows' original positions spread over the whole stream, not only its start.
+    positions = np.flatnonzero(np.isin(features[:, 0], one_shot.sample()[:, 0]))
+    assert 1500 < positions.mean() < 3500
+    # FID still sees every sample.
+    np.testing.assert_allclose(batched.stats.mean, features.mean(axis=0), rtol=1e-12)
+
+
+def test_fifty_thousand_samples_stream_in_bounded_memory():
+    """50k x 256 float64 features would be 100 MB at once; the summary holds O(D^2 + max_kept * D)."""
+    rng = np.random.default_rng(19)
+    real, fake = metrics.FeatureSummary(256), metrics.FeatureSummary(256)
+    for _ in range(50):
+        real.update(rng.normal(size=(1000, 256)))
+        fake.update(rng.normal(size=(1000, 256)) * 1.1)
+    assert real.count == fake.count == 50_000
+    assert real.sample().shape == (metrics.DEFAULT_MAX_KEPT, 256)
+    scores = metrics.score(fake, real, kid_subsets=5, manifold_samples=1000)
+    # Covariance 1.21 I vs I in 256 dims: FID = 256 * (1.1 - 1)^2 = 2.56, plus FID's positive
+    # finite-sample bias (of order D^2 / N here).
+    assert 2.56 < scores.fid < 2.56 + 2 * 256**2 / 50_000
+    assert scores.num_samples == 50_000 and scores.manifold_samples == 1000
+    assert 0.0 <= scores.coverage <= 1.0 and scores.kid > 0
+
+
+def test_score_of_a_set_against_itself_is_perfect():
+    features = np.random.default_rng(20).normal(size=(400, 8))
+    summary = metrics.FeatureSummary.from_features(features)
+    scores = metrics.score(summary, summary)
+    assert scores.fid == pytest.approx(0.0, abs=1e-8)
+    assert scores.precision == scores.recall == scores.coverage == 1.0
+    assert scores.diversity == pytest.approx(1.0)
+    assert set(scores.to_dict()) >= {"fid", "kid", "kid_std", "precision", "recall", "density", "coverage"}
+
+
+def test_score_skips_knn_metrics_it_cannot_compute():
+    rng = np.random.default_rng(21)
+    tiny = metrics.score(metrics.FeatureSummary.from_features(rng.normal(size=(4, 3))),
+                         metrics.FeatureSummary.from_features(rng.normal(size=(50, 3))))
+    assert np.isfinite(tiny.fid) and tiny.kid is not None
+    assert tiny.recall is None and tiny.coverage is None and tiny.manifold_samples == 0
+
+
+# --- model-based extractors: InceptionV3 from a weights file, Keras and SavedModel feature models ----
+
+
+@pytest.fixture(scope="module")
+def inception_weights(tmp_path_factory):
+    """A weights file in the layout of Keras' ImageNet download (legacy HDF5), from a RANDOMLY
+    initialised InceptionV3: the real ImageNet weights cannot be had offline. It exercises the
+    loading path and the architecture, not the meaning of Inception features."""
+    import h5py
+    import keras
+    from keras.src.legacy.saving import legacy_h5_format
+
+    keras.utils.set_random_seed(0)
+    model = keras.applications.InceptionV3(include_top=False, weights=None, pooling="avg",
+                                           input_shape=(299, 299, 3))
+    path = tmp_path_factory.mktemp("keras_home") / "models" / feature_extractors.INCEPTION_WEIGHTS_FILE
+    path.parent.mkdir()
+    with h5py.File(path, "w") as handle:
+        legacy_h5_format.save_weights_to_hdf5_group(handle, model)
+    return path, model
+
+
+def test_inception_v3_loads_user_weights_and_computes_pool3_features(inception_weights, digits, monkeypatch):
+    import tensorflow as tf
+
+    path, model = inception_weights
+    extractor = feature_extractors.get_extractor(f"inception-v3:{path}")
+    assert extractor.feature_dim == 2048
+    # Not Keras' ImageNet file (its MD5 differs): the name says so, with a fingerprint.
+    assert extractor.name.startswith("inception-v3-pool3@sha256:")
+    images = digits[:5]
+    features = extractor(images)
+    assert features.shape == (5, 2048) and features.dtype == np.float64
+    # The weights in the file were loaded (a fresh random init would give other numbers): same as the
+    # saved network on 299x299 RGB inputs scaled to [-1, 1].
+    x = tf.image.resize(tf.image.grayscale_to_rgb(tf.constant(images, tf.float32)), (299, 299), antialias=True)
+    np.testing.assert_allclose(features, model(x / 127.5 - 1.0, training=False).numpy(), rtol=1e-4, atol=1e-6)
+
+    # Without a path: Keras' cache under $KERAS_HOME/models, never a download.
+    monkeypatch.setenv("KERAS_HOME", str(path.parent.parent))
+    assert feature_extractors.get_extractor("inception-v3").name == extractor.name
+
+
+def test_inception_v3_without_weights_says_how_to_get_them(tmp_path, monkeypatch):
+    if (feature_extractors.os.path.isfile(f"/tmp/.keras/models/{feature_extractors.INCEPTION_WEIGHTS_FILE}")):
+        pytest.skip("this machine has Keras' cached InceptionV3 weights in /tmp/.keras")
+    monkeypatch.setenv("KERAS_HOME", str(tmp_path))
+    with pytest.raises(FileNotFoundError, match="Nothing is downloaded"):
+        feature_extractors.get_extractor("inception-v3")
+    # A local run says so before it trains, not after.
+    from pipeline.config import ConfigError, load_config
+
+    with pytest.raises(ConfigError, match="Nothing is downloaded"):
+        load_config(None, {"evaluate.extractor": "inception-v3"}).evaluate.check_files()
+    with pytest.raises(FileNotFoundError, match="does not exist"):
+        feature_extractors.get_extractor(f"inception-v3:{tmp_path / 'missing.h5'}")
+
+
+def test_keras_and_savedmodel_feature_models_by_path(tmp_path, digits):
+    import keras
+    import tensorflow as tf
+
+    keras.utils.set_random_seed(1)
+    inputs = keras.Input((12, 12, 3))
+    outputs = keras.layers.GlobalAveragePooling2D()(keras.layers.Conv2D(6, 3, activation="relu")(inputs / 255.0))
+    model = keras.Model(inputs, outputs)
+    model.save(tmp_path / "features.keras")
+    extractor = feature_extractors.get_extractor(f"keras:{tmp_path / 'features.keras'}")
+    assert extractor.name.startswith("keras:features.keras@sha256:") and extractor.feature_dim == 6
+    images = digits[:9]  # 8x8 grey: resized to 12x12 and made RGB for this model
+    expected_input = tf.image.grayscale_to_rgb(tf.image.resize(tf.constant(images, tf.float32), (12, 12),
+                                                               antialias=True))
+    np.testing.assert_allclose(extractor(images), model(expected_input).numpy(), rtol=1e-5, atol=1e-7)
+
+    class Features(tf.Module):
+        @tf.function(input_signature=[tf.TensorSpec([None, 8, 8, 1], tf.float32)])
+        def __call__(self, pixels):
+            flat = tf.reshape(pixels, [-1, 64])
+            return {"features": tf.stack([tf.reduce_mean(flat, 1), tf.math.reduce_std(flat, 1)], axis=1),
+                    "other": flat}
+
+    module = Features()
+    tf.saved_model.save(module, str(tmp_path / "sm"), signatures={"serving_default": module.__call__})
+    extractor = feature_extractors.get_extractor(f"savedmodel:{tmp_path / 'sm'}")
+    assert extractor.name.startswith("savedmodel:sm@sha256:") and extractor.feature_dim == 2
+    colour = np.repeat(digits[:4], 3, axis=-1)  # RGB in, the model wants grey
+    grey = tf.image.rgb_to_grayscale(tf.constant(colour, tf.float32)).numpy().reshape(4, 64)
+    np.testing.assert_allclose(extractor(colour), np.stack([grey.mean(1), grey.std(1)], axis=1), rtol=1e-5)
+
+
+def test_extractor_specs_are_parsed_without_loading_anything():
+    assert feature_extractors.parse_spec("random-conv") == ("random-conv", None)
+    assert feature_extractors.parse_spec("inception-v3") == ("inception-v3", None)
+    assert feature_extractors.parse_spec("inception-v3:/w.h5") == ("inception-v3", "/w.h5")
+    assert feature_extractors.parse_spec("savedmodel:/models/f") == ("savedmodel", "/models/f")
+    for bad in ("inception", "keras:", "onnx:/x.onnx"):
+        with pytest.raises(ValueError):
+            feature_extractors.parse_spec(bad)

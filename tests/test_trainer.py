@@ -40,7 +40,7 @@ TINY = dict(image_size=16, channels=1, batch_size=8, steps=4, log_every=2, sampl
 
 # ---------------------------------------------------------------- helpers
 
-def _example(pixels: np.ndarray, index: int) -> bytes:
+def _example(pixels: np.ndarray, index: int, label: int = contract.UNKNOWN_LABEL) -> bytes:
     """A tf.Example exactly as ingestion writes it (PNG bytes plus the contract's metadata)."""
     encoded = tf.io.encode_png(pixels).numpy()
     height, width, channels = pixels.shape
@@ -56,21 +56,22 @@ def _example(pixels: np.ndarray, index: int) -> bytes:
         contract.HEIGHT_KEY: ints(height),
         contract.WIDTH_KEY: ints(width),
         contract.CHANNELS_KEY: ints(channels),
-        contract.LABEL_KEY: ints(contract.UNKNOWN_LABEL),
+        contract.LABEL_KEY: ints(label),
         contract.SOURCE_KEY: raw(f"test#{index}".encode()),
         contract.SHA256_KEY: raw(hashlib.sha256(encoded).hexdigest().encode()),
     }
     return tf.train.Example(features=tf.train.Features(feature=features)).SerializeToString()
 
 
-def _write_split(split_dir: Path, images: np.ndarray, files: int = 2) -> None:
+def _write_split(split_dir: Path, images: np.ndarray, files: int = 2, labels: np.ndarray | None = None) -> None:
     """GZIP TFRecords under <uri>/Split-x/, spread over several files as ExampleGen does."""
     split_dir.mkdir(parents=True)
     for part in range(files):
         path = split_dir / f"data_tfrecord-{part:05d}-of-{files:05d}.gz"
         with tf.io.TFRecordWriter(str(path), options="GZIP") as writer:
             for index in range(part, len(images), files):
-                writer.write(_example(images[index], index))
+                label = contract.UNKNOWN_LABEL if labels is None else int(labels[index])
+                writer.write(_example(images[index], index, label))
 
 
 def _blobs(count: int, size: int, channels: int, seed: int) -> np.ndarray:
@@ -201,6 +202,31 @@ def test_make_dataset_order_follows_the_seed(train_pattern: str):
     assert not np.array_equal(first_batches(0), first_batches(1))
 
 
+def test_make_dataset_streams_agree_cached_or_not_split_or_whole_and_resumed(train_pattern: str):
+    """The properties distributed training and resuming rely on: decoding once (cached) or per epoch
+    gives the same stream; two input pipelines' rows, side by side, are the one-pipeline batch; and
+    skip_batches=k starts at batch k. Labels travel with their images."""
+    cfg = TrainerConfig(**TINY)
+
+    def batches(count: int, **kwargs) -> list:
+        dataset = make_dataset([train_pattern], cfg, with_labels=True, **kwargs)
+        return [(images.numpy(), labels.numpy()) for images, labels in dataset.take(count)]
+
+    whole = batches(8, cache=False)  # 8 batches of 8 from 40 images: crosses a reshuffled epoch
+    assert len(whole) == 8 and whole[0][0].shape == (8, 16, 16, 1)
+    for cached, plain in zip(batches(8, cache=True), whole):
+        np.testing.assert_array_equal(cached[0], plain[0])
+        np.testing.assert_array_equal(cached[1], plain[1])
+    for cache in (False, True):
+        halves = [batches(8, cache=cache, input_context=tf.distribute.InputContext(2, pipeline, 2))
+                  for pipeline in (0, 1)]
+        for index, (first, second) in enumerate(zip(*halves)):
+            np.testing.assert_array_equal(np.concatenate([first[0], second[0]]), whole[index][0])
+        resumed = batches(3, cache=cache, skip_batches=5)
+        for index, batch in enumerate(resumed):
+            np.testing.assert_array_equal(batch[0], whole[5 + index][0])
+
+
 def test_make_dataset_converts_channels_and_resizes(train_pattern: str, examples_uri: Path):
     # Grey stored -> 3 channels: three equal channels.
     rgb = next(iter(make_dataset([train_pattern], TrainerConfig(**{**TINY, "channels": 3})))).numpy()
@@ -311,6 +337,45 @@ LOAD_IN_CLEAN_PROCESS = textwrap.dedent("""
     result["pixel_range"] = [int(full.numpy().min()), int(full.numpy().max())]
     print("RESULT " + json.dumps(result))
 """)
+
+
+SUMMARIZE_EXPORTS_IN_CLEAN_PROCESS = textwrap.dedent("""
+    import json, sys
+    import numpy as np
+    import tensorflow as tf
+
+    out = {}
+    for path in sys.argv[1:]:
+        model = tf.saved_model.load(path)
+        signatures = model.signatures
+        latent = int(signatures["serving_default"].structured_input_signature[1]["z"].shape[1])
+        z = tf.random.stateless_normal([4, latent], seed=[3, 4])
+        images = signatures["serving_default"](z=z)["images"].numpy()
+        seeds = signatures["generate_from_seeds"](seeds=tf.constant([1, 2], tf.int64))
+        result = {"signatures": sorted(signatures), "serving": [images.dtype.name, list(images.shape)],
+                  "seeds": [seeds["images"].dtype.name, list(seeds["images"].shape)],
+                  "pixel_std": float(images.std()), "num_classes": int(model.num_classes.numpy()),
+                  "project_importable": any(m in sys.modules for m in ("trainer", "components", "pipeline"))}
+        if "generate_with_labels" in signatures:
+            by_label = [signatures["generate_with_labels"](z=z, labels=tf.fill([4], tf.constant(k, tf.int64)))
+                        ["images"].numpy() for k in (0, 1)]
+            result["with_labels"] = [by_label[0].dtype.name, list(by_label[0].shape)]
+            result["label_changes_image"] = bool(not np.array_equal(by_label[0], by_label[1]))
+        out[path] = result
+    print("RESULT " + json.dumps(out))
+""")
+
+
+def summarize_exports_in_clean_process(model_dirs: list[Path], cwd: Path) -> dict[str, dict]:
+    """Loads each SavedModel with plain TensorFlow in an isolated process (no project code) and calls
+    every signature; {model_dir: summary}."""
+    env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "PYTHONSTARTUP")}
+    env["TF_CPP_MIN_LOG_LEVEL"] = "3"
+    done = subprocess.run([sys.executable, "-I", "-c", SUMMARIZE_EXPORTS_IN_CLEAN_PROCESS,
+                           *map(str, model_dirs)], cwd=cwd, env=env, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-3000:]
+    line = next(line for line in done.stdout.splitlines() if line.startswith("RESULT "))
+    return json.loads(line[len("RESULT "):])
 
 
 def test_export_loads_with_plain_tensorflow_in_a_clean_process(trained: types.SimpleNamespace,

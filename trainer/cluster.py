@@ -8,13 +8,27 @@ so what the tests run on one machine is what the cluster runs.
 from __future__ import annotations
 
 import json
+import os
 import sys
-from typing import Sequence
+from typing import Any, Sequence
 
 from trainer.config import TrainerConfig
 
 WORKER_MODULE = "trainer.task"
 WORKER_TASK_TYPE = "worker"
+TF_CONFIG_ENV = "TF_CONFIG"
+
+
+def tf_config_from_env() -> dict[str, Any]:
+    """This process's parsed TF_CONFIG, or {} when unset or empty (no TensorFlow import)."""
+    raw = os.environ.get(TF_CONFIG_ENV, "").strip()
+    return json.loads(raw) if raw else {}
+
+
+def cluster_size(config: dict[str, Any]) -> int:
+    """Training tasks (chief + workers) a TF_CONFIG names; 1 for an empty one."""
+    tasks = config.get("cluster", {})
+    return max(1, len(tasks.get("chief", [])) + len(tasks.get(WORKER_TASK_TYPE, [])))
 
 
 def tf_config(worker_addresses: Sequence[str], index: int) -> dict:

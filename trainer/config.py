@@ -13,32 +13,66 @@ from typing import Any, Mapping
 
 SUPPORTED_IMAGE_SIZES = (8, 16, 28, 32, 64, 128)
 SUPPORTED_CHANNELS = (1, 3)
+LOSSES = ("bce", "hinge", "wgan-gp")
+MIXED_PRECISION = ("off", "float16", "bfloat16")
+
+# Settings that change what the networks are (their variables and shapes): a
+# checkpoint written under one value cannot be resumed under another.
+ARCHITECTURE_FIELDS = ("image_size", "channels", "latent_dim", "spectral_norm", "conditional",
+                       "num_classes", "ema_decay_on", "mixed_precision")
 
 
 @dataclasses.dataclass
 class TrainerConfig:
-    """What the GAN is and how long it trains.
+    """What the GAN is, how long it trains, and how it is distributed and kept safe.
 
     Defaults follow the TensorFlow DCGAN tutorial (latent 100, Adam 1e-4,
-    beta_1 0.5 for both networks, batch 256) except ``steps``, which is sized
-    for the bundled demo finishing in minutes on two CPU cores.
+    beta_1 0.5 for both networks, non-saturating BCE, batch 256) except
+    ``steps`` and ``batch_size``, which are sized for the bundled demo
+    finishing in minutes on two CPU cores. Every option beyond the tutorial is
+    off by default, except checkpoints.
     """
 
     image_size: int = 32
     channels: int = 1
     latent_dim: int = 100
     steps: int = 600
-    batch_size: int = 64
+    batch_size: int = 64  # the GLOBAL batch: workers and replicas split it
     generator_lr: float = 1e-4
     discriminator_lr: float = 1e-4
     beta_1: float = 0.5
+    beta_2: float = 0.999
     seed: int = 0
     shuffle_buffer: int = 2048
     log_every: int = 25
     sample_every: int = 100
 
+    # Losses and regularisers.
+    loss: str = "bce"  # bce (non-saturating, the tutorial's) | hinge | wgan-gp
+    gp_weight: float = 10.0  # WGAN-GP gradient-penalty weight (loss=wgan-gp only)
+    r1_gamma: float = 0.0  # R1 penalty on real images, gamma/2 * |grad D(x)|^2; 0 = off
+    spectral_norm: bool = False  # spectral normalisation of the discriminator's weights
+    ema_decay: float = 0.0  # EMA of the generator's weights, exported instead of the raw one; 0 = off
+    conditional: bool = False  # class-conditional G and D (needs labels on every training image)
+    num_classes: int = 0  # with conditional: 0 = 1 + the largest label in the training data
+
+    # Distribution and fault tolerance.
+    workers: int = 1  # > 1: that many worker processes (local launcher, or a TFJob on a cluster)
+    sync_batch_norm: bool = True  # generator BatchNorm statistics over the global batch, not per replica
+    checkpoint_every: int = 100  # steps between checkpoints (and one at the end); 0 = none
+    checkpoint_dir: str = ""  # durable and shared by all workers; empty = <run_dir>/checkpoints
+
+    # Speed levers (GPU); off by default: on this project's CPUs both are slower.
+    mixed_precision: str = "off"  # off | float16 | bfloat16
+    jit_compile: bool = False  # XLA for the whole step (one replica per worker only)
+    deterministic: bool = False  # tf.config.experimental.enable_op_determinism() in the training process
+
     def __post_init__(self) -> None:
         self.validate()
+
+    @property
+    def ema_decay_on(self) -> bool:
+        return self.ema_decay > 0.0
 
     def validate(self) -> None:
         """Raises ValueError naming the first field that is out of bounds."""
@@ -48,18 +82,44 @@ class TrainerConfig:
             )
         if self.channels not in SUPPORTED_CHANNELS:
             raise ValueError(f"train.channels={self.channels}: must be 1 or 3")
-        positive = ("latent_dim", "steps", "batch_size", "shuffle_buffer", "log_every", "sample_every")
+        positive = ("latent_dim", "steps", "batch_size", "shuffle_buffer", "log_every", "sample_every", "workers")
         for name in positive:
             if getattr(self, name) < 1:
                 raise ValueError(f"train.{name}={getattr(self, name)}: must be >= 1")
         for name in ("generator_lr", "discriminator_lr"):
             if not 0.0 < getattr(self, name) < 1.0:
                 raise ValueError(f"train.{name}={getattr(self, name)}: must be in (0, 1)")
-        if not 0.0 <= self.beta_1 < 1.0:
-            raise ValueError(f"train.beta_1={self.beta_1}: must be in [0, 1)")
+        for name in ("beta_1", "beta_2"):
+            if not 0.0 <= getattr(self, name) < 1.0:
+                raise ValueError(f"train.{name}={getattr(self, name)}: must be in [0, 1)")
+        if self.loss not in LOSSES:
+            raise ValueError(f"train.loss={self.loss!r}: must be one of {', '.join(LOSSES)}")
+        for name in ("gp_weight", "r1_gamma"):
+            if getattr(self, name) < 0.0:
+                raise ValueError(f"train.{name}={getattr(self, name)}: must be >= 0")
+        if not 0.0 <= self.ema_decay < 1.0:
+            raise ValueError(f"train.ema_decay={self.ema_decay}: must be in [0, 1) (0 turns the EMA off)")
+        if self.num_classes < 0:
+            raise ValueError(f"train.num_classes={self.num_classes}: must be >= 0 (0 = from the data)")
+        if self.num_classes == 1:
+            raise ValueError("train.num_classes=1: one class is not a condition; use conditional: false")
+        if self.num_classes and not self.conditional:
+            raise ValueError(f"train.num_classes={self.num_classes}: only meaningful with train.conditional=true")
+        if self.checkpoint_every < 0:
+            raise ValueError(f"train.checkpoint_every={self.checkpoint_every}: must be >= 0 (0 = no checkpoints)")
+        if self.batch_size % self.workers:
+            raise ValueError(f"train.batch_size={self.batch_size}: the global batch must split evenly over "
+                             f"train.workers={self.workers}")
+        if self.mixed_precision not in MIXED_PRECISION:
+            raise ValueError(f"train.mixed_precision={self.mixed_precision!r}: must be one of "
+                             f"{', '.join(MIXED_PRECISION)}")
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
+
+    def architecture(self) -> dict[str, Any]:
+        """The values a checkpoint depends on (see ARCHITECTURE_FIELDS)."""
+        return {name: getattr(self, name) for name in ARCHITECTURE_FIELDS}
 
     @classmethod
     def from_dict(cls, values: Mapping[str, Any]) -> "TrainerConfig":

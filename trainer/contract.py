@@ -25,3 +25,9 @@ LATENT_INPUT = "z"
 SEEDS_INPUT = "seeds"
 IMAGES_OUTPUT = "images"
 PNG_OUTPUT = "png"
+
+# Class-conditional generators only (train.conditional): a third signature that
+# takes the class, next to the two above, which keep their inputs and pick the
+# class of each row from its latent vector's fingerprint (see trainer/export.py).
+CONDITIONAL_SIGNATURE = "generate_with_labels"  # z float32 [N, latent], labels int64 [N] -> images uint8
+LABELS_INPUT = "labels"

@@ -16,8 +16,12 @@ from trainer.config import TrainerConfig
 
 # ExampleGen writes GZIP-compressed TFRecords.
 COMPRESSION = "GZIP"
+PARALLEL_READS = 8
+# Decoded training sets up to this size are decoded once and kept in memory (per worker).
+CACHE_BYTES = 512 * 2**20
 
 _FEATURES = {contract.IMAGE_KEY: tf.io.FixedLenFeature([], tf.string)}
+_LABEL_FEATURES = {contract.LABEL_KEY: tf.io.FixedLenFeature([], tf.int64, default_value=contract.UNKNOWN_LABEL)}
 
 
 class NoDataError(FileNotFoundError):
@@ -79,29 +83,93 @@ def decode_example(serialized: tf.Tensor, channels: int, image_size: int) -> tf.
 
 
 def _records(files: list[str]) -> tf.data.Dataset:
-    return tf.data.TFRecordDataset(files, compression_type=COMPRESSION, num_parallel_reads=tf.data.AUTOTUNE)
+    """Records interleaved from a FIXED number of files at a time (not AUTOTUNE, which follows the
+    CPU count): the order must be the same on every worker, whatever machine it runs on."""
+    return tf.data.TFRecordDataset(files, compression_type=COMPRESSION,
+                                   num_parallel_reads=min(len(files), PARALLEL_READS))
+
+
+def _decode_label(serialized: tf.Tensor) -> tf.Tensor:
+    return tf.cast(tf.io.parse_single_example(serialized, _LABEL_FEATURES)[contract.LABEL_KEY], tf.int32)
 
 
 def make_dataset(file_patterns: list[str], cfg: TrainerConfig, *, shuffle: bool = True,
-                 repeat: bool = True) -> tf.data.Dataset:
-    """Batches float32 [batch_size, H, W, C] in [-1, 1]; the last partial batch is dropped.
+                 repeat: bool = True, with_labels: bool = False,
+                 input_context: tf.distribute.InputContext | None = None,
+                 skip_batches: int = 0, cache: bool | None = None) -> tf.data.Dataset:
+    """Batches float32 [batch, H, W, C] in [-1, 1] (with int32 labels [batch] when asked).
 
-    Shuffling happens on the serialized records (cheap to buffer) with
-    ``cfg.seed``, so the same config sees the same batches in the same order.
-    The batch size is the GLOBAL batch: a distribution strategy splits it.
+    The element order is a function of ``cfg.seed`` alone: records are
+    shuffled with the seed, so the same config sees the same batches in the
+    same order, on every worker.
+
+    ``cfg.batch_size`` is the GLOBAL batch. Under a strategy (``input_context``
+    from ``distribute_datasets_from_function``), every input pipeline reads the
+    same global batches and keeps its own contiguous rows, in per-replica
+    batches: replica r of n trains on rows [r*B/n, (r+1)*B/n) of the very
+    batch one replica would train on whole.
+
+    Decoding: when the decoded training set fits in ``CACHE_BYTES``
+    (``cache=None`` decides; True/False force it), every image is decoded and
+    resized once and kept in memory, as the tutorial keeps its arrays;
+    otherwise serialized records are shuffled (cheap to buffer) and each
+    pipeline decodes only its own rows, every epoch. Both give the same
+    elements in the same order (shuffling depends on positions, not contents).
+
+    ``skip_batches`` resumes the stream after that many global batches, so a
+    restarted run continues the data order exactly where the checkpoint left
+    it (skipped records are not decoded unless the set is cached). The last
+    partial batch is dropped.
     """
     files = list_files(file_patterns)
-    dataset = _records(files)
+    pipelines = input_context.num_input_pipelines if input_context else 1
+    pipeline_id = input_context.input_pipeline_id if input_context else 0
+    per_replica = input_context.get_per_replica_batch_size(cfg.batch_size) if input_context else cfg.batch_size
+
+    def decode(record: tf.Tensor):
+        image = decode_example(record, cfg.channels, cfg.image_size) / 127.5 - 1.0
+        return (image, _decode_label(record)) if with_labels else image
+
+    cached = _fits_in_memory(files, cfg) if cache is None else cache
+    elements = _records(files)
+    if cached:
+        elements = elements.map(decode, num_parallel_calls=tf.data.AUTOTUNE).cache()
     if shuffle:
-        dataset = dataset.shuffle(cfg.shuffle_buffer, seed=cfg.seed, reshuffle_each_iteration=True)
+        elements = elements.shuffle(cfg.shuffle_buffer, seed=cfg.seed, reshuffle_each_iteration=True)
     if repeat:
-        dataset = dataset.repeat()
-    dataset = dataset.map(
-        lambda record: decode_example(record, cfg.channels, cfg.image_size) / 127.5 - 1.0,
-        num_parallel_calls=tf.data.AUTOTUNE,
-    )
-    dataset = dataset.batch(cfg.batch_size, drop_remainder=True)
+        elements = elements.repeat()
+    if skip_batches:
+        elements = elements.skip(skip_batches * cfg.batch_size)
+    if pipelines > 1:
+        share = cfg.batch_size // pipelines
+        first = pipeline_id * share
+        elements = elements.batch(cfg.batch_size, drop_remainder=True).map(
+            lambda *rows: tuple(row[first:first + share] for row in rows) if len(rows) > 1
+            else rows[0][first:first + share])
+        elements = elements.unbatch()
+    if not cached:
+        elements = elements.map(decode, num_parallel_calls=tf.data.AUTOTUNE)
+    dataset = elements.batch(per_replica, drop_remainder=True)
     return dataset.prefetch(tf.data.AUTOTUNE)
+
+
+def _fits_in_memory(files: list[str], cfg: TrainerConfig) -> bool:
+    """Whether all training images, decoded to float32 at the training size, fit in CACHE_BYTES.
+
+    Counting needs one pass over the records (not decoding them), so it is
+    only made when the files themselves are smaller than the budget.
+    """
+    if sum(tf.io.gfile.stat(path).length for path in files) > CACHE_BYTES:
+        return False
+    count = int(_records(files).reduce(np.int64(0), lambda total, _: total + 1).numpy())
+    return count * cfg.image_size * cfg.image_size * cfg.channels * 4 <= CACHE_BYTES
+
+
+def read_labels(file_patterns: list[str]) -> np.ndarray:
+    """Every record's label (int64, -1 when unknown), in file order; images are not decoded."""
+    dataset = _records(list_files(file_patterns)).map(_decode_label, num_parallel_calls=tf.data.AUTOTUNE)
+    batches = [batch.numpy() for batch in dataset.batch(4096)]
+    return np.concatenate(batches).astype(np.int64) if batches else np.zeros([0], np.int64)
 
 
 def load_images(file_patterns: list[str], channels: int, image_size: int,

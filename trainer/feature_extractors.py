@@ -5,18 +5,35 @@ result records the extractor's ``name`` and numbers are only ever compared
 between results with the same name. Standard FID uses ImageNet InceptionV3
 features, whose weights cannot be downloaded on an offline machine; the
 default here therefore needs no download at all (see
-:class:`RandomConvExtractor`). Another extractor (e.g. Inception from weights
-a user provides) plugs in through :func:`register_extractor`.
+:class:`RandomConvExtractor`).
+
+Specs a config may name (:func:`get_extractor`):
+
+- ``random-conv`` (default): offline, NOT Inception FID (``random-conv-v1``).
+- ``inception-v3`` / ``inception-v3:<weights.h5>``: standard pool3 features
+  at 299x299, from weights the user provides or Keras' local cache.
+- ``keras:<model.keras>`` / ``savedmodel:<dir>``: any feature model by path.
+
+TensorFlow and Keras are imported only when a model-based extractor is built,
+so the default stays a plain NumPy computation.
 """
 
 from __future__ import annotations
 
 import hashlib
-from typing import Callable, Protocol, runtime_checkable
+import os
+from typing import Any, Callable, Optional, Protocol, runtime_checkable
 
 import numpy as np
 
 DEFAULT_EXTRACTOR = "random-conv"
+INCEPTION = "inception-v3"
+INCEPTION_SIZE = 299
+# Keras' ImageNet InceptionV3 weights without the classifier, as
+# keras.applications downloads them into ~/.keras/models/, and the MD5 Keras
+# checks that download against (keras/src/applications/inception_v3.py).
+INCEPTION_WEIGHTS_FILE = "inception_v3_weights_tf_dim_ordering_tf_kernels_notop.h5"
+KERAS_INCEPTION_NOTOP_MD5 = "bcbd6486424b2319ff4ef7d526e38f63"
 
 
 @runtime_checkable
@@ -135,29 +152,253 @@ def _avg_pool2(x: np.ndarray) -> np.ndarray:
     return x[:, : h - h % 2, : w - w % 2].reshape(n, h // 2, 2, w // 2, 2, c).mean(axis=(2, 4))
 
 
+class ModelExtractor:
+    """Features from a Keras model or SavedModel that maps images to vectors (batch by batch).
+
+    Contract for the model: it takes float32 pixels in [0, 255] of shape
+    [N, H, W, C] (C 1 or 3) and returns one feature vector per image
+    (anything of shape [N, ...] is flattened). Images are resized to the
+    model's static input size (bilinear, antialiased when shrinking) and
+    grey/colour is converted to the model's channel count; the model does its
+    own normalisation. ``preprocess`` runs after resizing, for built-in
+    networks (InceptionV3 wants [-1, 1]).
+
+    The name carries a fingerprint of the model's files, because numbers from
+    two different feature models, or two weight files, are not comparable.
+    """
+
+    def __init__(self, call: Callable[[Any], Any], name: str, input_size: Optional[tuple[int, int]],
+                 input_channels: Optional[int], feature_dim: int, input_dtype: str = "float32",
+                 preprocess: Optional[Callable[[Any], Any]] = None, batch_size: int = 64):
+        import tensorflow as tf
+
+        self.name = name
+        self.feature_dim = feature_dim
+        self.input_size = input_size
+        self.input_channels = input_channels
+        self.input_dtype = input_dtype
+        self.batch_size = batch_size
+        self._call = call
+        self._preprocess = preprocess
+        self._tf = tf
+
+    def __call__(self, images: np.ndarray) -> np.ndarray:
+        images = _check_images(images)
+        if images.shape[0] == 0:
+            return np.zeros((0, self.feature_dim), dtype=np.float64)
+        return np.concatenate([self._features(images[start:start + self.batch_size])
+                               for start in range(0, images.shape[0], self.batch_size)], axis=0)
+
+    def _features(self, batch: np.ndarray) -> np.ndarray:
+        tf = self._tf
+        x = tf.convert_to_tensor(batch, dtype=tf.float32)
+        if self.input_size is not None and tuple(batch.shape[1:3]) != self.input_size:
+            x = tf.clip_by_value(tf.image.resize(x, self.input_size, method="bilinear", antialias=True), 0.0, 255.0)
+        if self.input_channels == 3 and batch.shape[-1] == 1:
+            x = tf.image.grayscale_to_rgb(x)
+        elif self.input_channels == 1 and batch.shape[-1] == 3:
+            x = tf.image.rgb_to_grayscale(x)
+        if self._preprocess is not None:
+            x = self._preprocess(x)
+        if self.input_dtype == "uint8":
+            x = tf.cast(tf.round(x), tf.uint8)
+        features = np.asarray(self._call(x), dtype=np.float64).reshape(batch.shape[0], -1)
+        if features.shape[1] != self.feature_dim:
+            raise ValueError(f"{self.name} returned {features.shape[1]} features per image, expected "
+                             f"{self.feature_dim}")
+        return features
+
+
+def inception_v3(weights_path: Optional[str] = None, batch_size: int = 32) -> ModelExtractor:
+    """Standard FID features: InceptionV3 pool3 (global average of the last block, 2048-d) at 299x299.
+
+    Weights come from ``weights_path`` (the Keras ImageNet "notop" file,
+    :data:`INCEPTION_WEIGHTS_FILE`, or any weights file for this
+    architecture) or, when no path is given, from Keras' cache on this
+    machine (``$KERAS_HOME/models`` or ``~/.keras/models``), where
+    ``keras.applications.InceptionV3(include_top=False)`` leaves it on a host
+    with network access. Nothing is downloaded here: no file, no extractor.
+
+    With Keras' own ImageNet file (recognised by its MD5, the one Keras
+    checks on download) the name is ``inception-v3-pool3``; any other weights
+    give ``inception-v3-pool3@sha256:<prefix>``, so numbers from other
+    weights can never pass for standard Inception FID. Keras' InceptionV3 is
+    the TF-slim ImageNet network, not the exact graph of the original TF FID
+    code: expect values close to, not identical with, published FIDs.
+    """
+    import keras
+
+    path = weights_path or cached_inception_weights()
+    if not os.path.isfile(path):
+        raise FileNotFoundError(f"InceptionV3 weights file {path!r} does not exist")
+    model = keras.applications.InceptionV3(include_top=False, weights=None, pooling="avg",
+                                           input_shape=(INCEPTION_SIZE, INCEPTION_SIZE, 3))
+    model.load_weights(path)
+    md5 = _file_digest(path, "md5")
+    name = "inception-v3-pool3" if md5 == KERAS_INCEPTION_NOTOP_MD5 else (
+        f"inception-v3-pool3@sha256:{_file_digest(path, 'sha256')[:12]}")
+    return ModelExtractor(
+        _keras_call(model), name, input_size=(INCEPTION_SIZE, INCEPTION_SIZE), input_channels=3,
+        feature_dim=int(model.output_shape[-1]), preprocess=lambda x: x / 127.5 - 1.0, batch_size=batch_size)
+
+
+def cached_inception_weights() -> str:
+    """Where Keras' own download of the InceptionV3 "notop" weights sits on this machine, if anywhere."""
+    homes = [os.environ.get("KERAS_HOME") or os.path.expanduser(os.path.join("~", ".keras")),
+             os.path.join("/tmp", ".keras")]
+    for home in homes:
+        path = os.path.join(home, "models", INCEPTION_WEIGHTS_FILE)
+        if os.path.isfile(path):
+            return path
+    raise FileNotFoundError(
+        f"extractor 'inception-v3' needs the ImageNet weights file {INCEPTION_WEIGHTS_FILE}, found in none of "
+        f"{', '.join(os.path.join(h, 'models') for h in homes)}. Nothing is downloaded at run time: on a host "
+        "with network access run keras.applications.InceptionV3(include_top=False) once and copy "
+        "~/.keras/models/ over, or give the file as 'inception-v3:/path/to/weights.h5'.")
+
+
+def keras_model(path: str, batch_size: int = 64) -> ModelExtractor:
+    """A saved Keras model (.keras or .h5) mapping float32 [N, H, W, C] pixels in [0, 255] to features."""
+    import keras
+
+    if not os.path.exists(path):
+        raise FileNotFoundError(f"Keras feature model {path!r} does not exist")
+    model = keras.saving.load_model(path, compile=False)
+    shape = tuple(model.input_shape)
+    if len(shape) != 4:
+        raise ValueError(f"Keras feature model {path} takes inputs of shape {shape}, not images [N, H, W, C]")
+    feature_dim = int(np.prod([d for d in model.output_shape[1:]]))
+    return ModelExtractor(
+        _keras_call(model), f"keras:{os.path.basename(path.rstrip(os.sep))}@sha256:{_path_digest(path)[:12]}",
+        input_size=_static_size(shape[1:3]), input_channels=shape[3], feature_dim=feature_dim,
+        batch_size=batch_size)
+
+
+def saved_model(path: str, batch_size: int = 64) -> ModelExtractor:
+    """A SavedModel whose ``serving_default`` signature maps one image input to one feature output
+    (or to several, one of them named ``features``)."""
+    import tensorflow as tf
+
+    if not os.path.isdir(path):
+        raise FileNotFoundError(f"SavedModel feature model {path!r} is not a directory")
+    loaded = tf.saved_model.load(path)
+    if "serving_default" not in loaded.signatures:
+        raise ValueError(f"SavedModel {path} has no 'serving_default' signature")
+    signature = loaded.signatures["serving_default"]
+    inputs = signature.structured_input_signature[1]
+    if len(inputs) != 1:
+        raise ValueError(f"SavedModel {path}: serving_default must take one input, takes {sorted(inputs)}")
+    (input_name, spec), = inputs.items()
+    if spec.shape.rank != 4 or spec.dtype not in (tf.float32, tf.uint8):
+        raise ValueError(f"SavedModel {path}: input {input_name!r} is {spec}, expected float32 or uint8 "
+                         "images [N, H, W, C]")
+    outputs = signature.structured_outputs
+    output_name = "features" if "features" in outputs else next(iter(outputs)) if len(outputs) == 1 else None
+    if output_name is None:
+        raise ValueError(f"SavedModel {path}: serving_default returns {sorted(outputs)}; name one 'features'")
+    output_spec = outputs[output_name]
+    feature_dim = int(np.prod(output_spec.shape.as_list()[1:])) if output_spec.shape[1:].is_fully_defined() else None
+
+    def call(x):
+        return signature(**{input_name: x})[output_name].numpy()
+
+    input_channels = spec.shape[3]
+    extractor = ModelExtractor(
+        call, f"savedmodel:{os.path.basename(path.rstrip(os.sep))}@sha256:{_path_digest(path)[:12]}",
+        input_size=_static_size(spec.shape.as_list()[1:3]), input_channels=input_channels,
+        feature_dim=feature_dim or 0, input_dtype=spec.dtype.name, batch_size=batch_size)
+    if feature_dim is None:  # dynamic output shape: ask the model once
+        size = extractor.input_size or (32, 32)
+        probe = np.zeros((1, *size, input_channels or 3), dtype=np.uint8)
+        extractor.feature_dim = int(np.asarray(call(tf.constant(probe, dtype=spec.dtype))).reshape(1, -1).shape[1])
+    return extractor
+
+
+def _keras_call(model: Any) -> Callable[[Any], Any]:
+    import tensorflow as tf
+
+    # One traced graph per batch shape instead of eager layer-by-layer calls.
+    function = tf.function(lambda x: model(x, training=False), reduce_retracing=True)
+    return lambda x: function(x).numpy()
+
+
+def _static_size(dims: Any) -> Optional[tuple[int, int]]:
+    dims = list(dims)
+    return (int(dims[0]), int(dims[1])) if all(d is not None for d in dims) else None
+
+
+def _file_digest(path: str, algorithm: str) -> str:
+    digest = hashlib.new(algorithm)
+    with open(path, "rb") as handle:
+        for chunk in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def _path_digest(path: str) -> str:
+    """SHA-256 of a file, or of every file under a directory (relative names and contents, sorted)."""
+    if os.path.isfile(path):
+        return _file_digest(path, "sha256")
+    digest = hashlib.sha256()
+    for root, dirs, files in os.walk(path):
+        dirs.sort()
+        for name in sorted(files):
+            full = os.path.join(root, name)
+            digest.update(os.path.relpath(full, path).encode() + b"\0")
+            digest.update(_file_digest(full, "sha256").encode())
+    return digest.hexdigest()
+
+
 _REGISTRY: dict[str, Callable[[], FeatureExtractor]] = {
     RandomConvExtractor.name: RandomConvExtractor,
     # The unversioned name is what configs say; results record the versioned one.
     DEFAULT_EXTRACTOR: RandomConvExtractor,
 }
 
+# "kind:path" specs: the kind names a loader, the path is the user's file.
+_PATH_KINDS: dict[str, Callable[[str], FeatureExtractor]] = {
+    INCEPTION: inception_v3,
+    "keras": keras_model,
+    "savedmodel": saved_model,
+}
+
 
 def register_extractor(name: str, factory: Callable[[], FeatureExtractor]) -> None:
     """Makes ``get_extractor(name)`` build ``factory()``; refuses to shadow a name."""
-    if name in _REGISTRY:
+    if name in _REGISTRY or name in _PATH_KINDS:
         raise ValueError(f"feature extractor {name!r} is already registered")
     _REGISTRY[name] = factory
 
 
 def available_extractors() -> list[str]:
-    return sorted(_REGISTRY)
+    return sorted([*_REGISTRY, INCEPTION, f"{INCEPTION}:<weights.h5>", "keras:<model.keras>",
+                   "savedmodel:<dir>"])
+
+
+def parse_spec(spec: str) -> tuple[str, Optional[str]]:
+    """``"random-conv"`` -> ("random-conv", None); ``"keras:/m.keras"`` -> ("keras", "/m.keras").
+
+    Checks only the form, loads nothing: configs call it to fail fast on a typo.
+    """
+    if spec in _REGISTRY or spec == INCEPTION:
+        return spec, None
+    kind, separator, path = spec.partition(":")
+    if separator and kind in _PATH_KINDS:
+        if not path:
+            raise ValueError(f"feature extractor {spec!r}: the path after '{kind}:' is empty")
+        return kind, path
+    raise ValueError(f"unknown feature extractor {spec!r}; available: {', '.join(available_extractors())}")
 
 
 def get_extractor(name: str = DEFAULT_EXTRACTOR) -> FeatureExtractor:
-    """Builds the extractor registered under ``name``; its ``.name`` is the versioned name to record."""
-    try:
-        factory = _REGISTRY[name]
-    except KeyError:
-        known = ", ".join(available_extractors())
-        raise ValueError(f"unknown feature extractor {name!r}; available: {known}") from None
-    return factory()
+    """Builds the extractor ``name`` specifies; its ``.name`` is the versioned name to record.
+
+    ``name`` is a registered name (``random-conv``), ``inception-v3`` (Keras'
+    cached ImageNet weights), or ``kind:path`` with kind ``inception-v3``,
+    ``keras`` or ``savedmodel``.
+    """
+    kind, path = parse_spec(name)
+    if kind in _REGISTRY:
+        return _REGISTRY[kind]()
+    factory = _PATH_KINDS[kind]
+    return factory(path) if path is not None else factory()

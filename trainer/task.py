@@ -1,9 +1,18 @@
-"""Entry points: TFX Trainer's ``run_fn`` and the ``python -m trainer.task`` command.
+"""Entry points: TFX Trainer's ``run_fn`` and the ``python -m trainer.task`` worker command.
 
 Both do the same thing (train, export the generator, keep plots and logs), so
-a TFX run and a stand-alone worker (a later Kubeflow TFJob) produce the same
-artifacts. Nothing here imports TFX: ``run_fn`` reads only the plain
-attributes of the FnArgs it is given.
+a TFX run, a local multi-worker run and a Kubeflow TFJob produce the same
+artifacts. Which process does what:
+
+- TF_CONFIG set (the local launcher or a TFJob started this process): train
+  as that worker of the cluster; only the chief exports.
+- no TF_CONFIG and ``train.workers > 1``: start that many local workers
+  (trainer/launcher.py) and wait for them. This is how ``run_fn`` honours
+  ``workers`` inside TFX's in-process Trainer.
+- otherwise: train in this process (MirroredStrategy when it sees several GPUs).
+
+Nothing here imports TFX: ``run_fn`` reads only the plain attributes of the
+FnArgs it is given.
 """
 
 from __future__ import annotations
@@ -12,12 +21,20 @@ import argparse
 import json
 import logging
 import sys
+import warnings
 from typing import Any, Mapping, Sequence
 
 from trainer.config import TrainerConfig
+from trainer.cluster import cluster_size, tf_config_from_env
 
 LOGGER = logging.getLogger(__name__)
 CUSTOM_CONFIG_KEY = "trainer"  # custom_config = {"trainer": TrainerConfig.to_dict()}
+EXIT_FAILED = 1
+EXIT_BAD_INPUT = 2
+
+
+class WorkersFailedError(RuntimeError):
+    """A local multi-worker run ended with a failed worker (its output was streamed above)."""
 
 
 def config_from_custom_config(custom_config: Mapping[str, Any] | None) -> TrainerConfig:
@@ -26,21 +43,49 @@ def config_from_custom_config(custom_config: Mapping[str, Any] | None) -> Traine
     return TrainerConfig.from_dict(values or {})
 
 
-def train_and_export(cfg: TrainerConfig, train_files: Sequence[str], model_dir: str, run_dir: str) -> None:
-    """Trains, writes the serving SavedModel to model_dir and plots/TensorBoard logs to run_dir."""
+def launches_workers(cfg: TrainerConfig) -> bool:
+    """Whether this process should start local workers rather than train itself."""
+    return cfg.workers > 1 and not tf_config_from_env()
+
+
+def train_and_export(cfg: TrainerConfig, train_files: Sequence[str], model_dir: str, run_dir: str,
+                     strategy: Any = None) -> None:
+    """Trains (resuming from a checkpoint if one exists); the chief writes the SavedModel to model_dir."""
     # Imported here so `--help` and config errors answer without loading TensorFlow.
     from trainer.export import export_generator
-    from trainer.train import train
+    from trainer.train import train_run
 
-    generator = train(cfg, list(train_files), run_dir)
-    export_generator(generator, cfg, model_dir)
-    LOGGER.info("exported generator to %s; plots and logs in %s", model_dir, run_dir)
+    result = train_run(cfg, list(train_files), run_dir, strategy)
+    if result.chief:
+        export_generator(result.generator, result.cfg, model_dir)
+        LOGGER.info("exported generator to %s; plots and logs in %s", model_dir, run_dir)
+    if strategy is not None:
+        from trainer.distributed import barrier
+
+        # Workers leave together: a worker exiting while the chief still exports would see the
+        # coordination service's heartbeats fail and stall on shutdown.
+        barrier(strategy)
+
+
+def launch_local_workers(cfg: TrainerConfig, train_files: Sequence[str], model_dir: str, run_dir: str) -> int:
+    from trainer.launcher import launch
+
+    return launch(list(train_files), model_dir, run_dir, cfg)
 
 
 def run_fn(fn_args: Any) -> None:
     """TFX Trainer entry: uses fn_args.train_files, serving_model_dir, model_run_dir, custom_config."""
     cfg = config_from_custom_config(fn_args.custom_config)
-    train_and_export(cfg, fn_args.train_files, fn_args.serving_model_dir, fn_args.model_run_dir)
+    if launches_workers(cfg):
+        code = launch_local_workers(cfg, fn_args.train_files, fn_args.serving_model_dir, fn_args.model_run_dir)
+        if code != 0:
+            raise WorkersFailedError(f"training on {cfg.workers} local workers failed (exit code {code}); "
+                                     "see the [worker-i] lines in the log")
+        return
+    from trainer.distributed import strategy_from_environment
+
+    train_and_export(cfg, fn_args.train_files, fn_args.serving_model_dir, fn_args.model_run_dir,
+                     strategy_from_environment())
 
 
 def _parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
@@ -48,13 +93,16 @@ def _parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--train-files", nargs="+", required=True, metavar="PATTERN",
                         help="TFRecord glob(s), e.g. '<examples>/Split-train/*'")
     parser.add_argument("--model-dir", required=True, help="where the serving SavedModel is written")
-    parser.add_argument("--run-dir", required=True, help="where TensorBoard logs and plots are written")
+    parser.add_argument("--run-dir", required=True, help="where TensorBoard logs, plots and checkpoints go")
     parser.add_argument("--config-json", default="{}",
                         help="TrainerConfig fields as a JSON object (TrainerConfig.to_dict() keys)")
     return parser.parse_args(argv)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    from trainer.launcher import die_with_launcher
+
+    die_with_launcher()  # no-op unless the local launcher started this process
     args = _parse_args(argv)
     try:
         values = json.loads(args.config_json)
@@ -63,15 +111,31 @@ def main(argv: Sequence[str] | None = None) -> int:
         cfg = TrainerConfig.from_dict(values)
     except ValueError as error:  # json.JSONDecodeError is a ValueError too
         print(f"trainer: {error}", file=sys.stderr)
-        return 2
+        return EXIT_BAD_INPUT
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
+    warnings.filterwarnings("ignore", message="You are using a non-supported Python version", category=FutureWarning)
+    for chatty in ("tensorflow", "absl"):  # per-collective and per-save INFO lines say nothing to a user
+        logging.getLogger(chatty).setLevel(logging.WARNING)
+    if launches_workers(cfg):
+        return launch_local_workers(cfg, args.train_files, args.model_dir, args.run_dir)
+    tasks = cluster_size(tf_config_from_env())
+    if tf_config_from_env() and tasks != cfg.workers:
+        LOGGER.warning("TF_CONFIG names %d task(s) but train.workers=%d; the cluster in TF_CONFIG wins",
+                       tasks, cfg.workers)
+
+    # The strategy first: MultiWorkerMirroredStrategy must set up collectives before any other TF work.
+    from trainer.distributed import strategy_from_environment
+
+    strategy = strategy_from_environment()
+    from trainer.checkpoints import CheckpointMismatchError
     from trainer.data import NoDataError
+    from trainer.train import TrainingDataError
 
     try:
-        train_and_export(cfg, args.train_files, args.model_dir, args.run_dir)
-    except NoDataError as error:
+        train_and_export(cfg, args.train_files, args.model_dir, args.run_dir, strategy)
+    except (NoDataError, TrainingDataError, CheckpointMismatchError) as error:
         print(f"trainer: {error}", file=sys.stderr)
-        return 2
+        return EXIT_BAD_INPUT
     return 0
 
 

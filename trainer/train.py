@@ -1,96 +1,197 @@
-"""The GAN training loop: a custom ``strategy.run`` step, written for tf.distribute.
+"""The GAN training loop: a custom ``strategy.run`` step, one code path from one process to a cluster.
 
 Keras 3's ``model.fit`` cannot drive multi-worker training (keras-team/keras
 #20585) and a GAN needs two optimizers anyway, so the loop is our own. It
-uses whatever strategy is in scope (the default one today; Mirrored or
-MultiWorkerMirrored later) without code changes: variables and optimizer
-slots are created in ``strategy.scope()``, the step runs under
-``strategy.run``, losses are averaged over the GLOBAL batch and the
-optimizers all-reduce (sum) the gradients.
+runs under whatever strategy it is given (trainer/distributed.py picks one
+from the environment): variables and optimizer slots are created in
+``strategy.scope()``, the step runs under ``strategy.run``, losses are
+averaged over the GLOBAL batch and the optimizers all-reduce (sum) the
+gradients.
 
-Reproducibility: weights are initialised from ``cfg.seed``, the data order is
-shuffled with ``cfg.seed`` and the generator's noise comes from stateless ops
-keyed by (``cfg.seed``, step, replica), so the same config on the same
-hardware trains the same weights.
+Reproducibility: weights are initialised from ``cfg.seed``; the data order,
+the generator's noise, the dropout masks and the WGAN-GP mixing weights are
+functions of (``cfg.seed``, step) alone, drawn for the global batch and
+sliced per replica. So the same config trains the same weights on the same
+hardware, a run resumed from a checkpoint continues exactly as if it had not
+stopped, and N workers with B/N rows each agree with one worker of B rows up
+to float summation order (docs/design.md, "Distributed training").
 """
 
 from __future__ import annotations
 
+import contextlib
+import dataclasses
 import logging
 import os
 import time
+from typing import Any, Iterator
 
 import keras
 import numpy as np
 import tensorflow as tf
 from tqdm.auto import tqdm
+from tqdm.contrib.logging import logging_redirect_tqdm
 
 from trainer import visualize
+from trainer.checkpoints import CheckpointKeeper, checkpoint_directory
 from trainer.config import TrainerConfig
-from trainer.data import make_dataset
-from trainer.losses import discriminator_loss, generator_loss
+from trainer.data import make_dataset, read_labels
+from trainer.distributed import is_chief, replica_rows, same_on_all_replicas, task_of
+from trainer.losses import (
+    discriminator_loss_per_example, generator_loss_per_example, gradient_penalty_per_example,
+    r1_penalty_per_example,
+)
 from trainer.models import build_discriminator, build_generator, latents_for_seeds, to_uint8
 
 LOGGER = logging.getLogger(__name__)
 
 METRICS = ("g_loss", "d_loss", "d_real", "d_fake")
 NUM_SAMPLES = 64  # images per sample grid (seeds 0..63, as the exported generate_from_seeds)
+SAMPLE_COLUMNS = 8  # a conditional grid shows one class per row
 LOSS_CURVE_FILE = "loss_curve.png"
 SAMPLES_FILE = "samples.png"
 SAMPLES_DIR = "samples"
 
+# Tags folded into the per-step key (seed, step): one independent stream per use.
+_NOISE, _DROPOUT_REAL, _DROPOUT_FAKE, _MIX, _DROPOUT_MIX = range(5)
+_POLICIES = {"off": None, "float16": "mixed_float16", "bfloat16": "mixed_bfloat16"}
+# EMA warm-up (as tf.train.ExponentialMovingAverage's num_updates): early on the
+# average follows the weights closely instead of dragging the random init along.
+_EMA_WARMUP = 10.0
 
-class EmptyDatasetError(ValueError):
+
+class TrainingDataError(ValueError):
+    """The training data cannot train this config (a message for the user, not a bug)."""
+
+
+class EmptyDatasetError(TrainingDataError):
     """The training files exist but hold no examples."""
 
 
+@contextlib.contextmanager
+def _dtype_policy(name: str | None) -> Iterator[None]:
+    """Keras' global dtype policy for the layers built inside, restored afterwards."""
+    if name is None:
+        yield
+        return
+    previous = keras.config.dtype_policy()
+    keras.config.set_dtype_policy(name)
+    try:
+        yield
+    finally:
+        keras.config.set_dtype_policy(previous)
+
+
 class GanTrainer:
-    """Both networks, their optimizers and the compiled distributed step."""
+    """Both networks, their optimizers, the EMA generator and the compiled distributed step."""
 
     def __init__(self, cfg: TrainerConfig, strategy: tf.distribute.Strategy):
         self.cfg = cfg
         self.strategy = strategy
+        self.num_classes = cfg.num_classes if cfg.conditional else 0
         with strategy.scope():
-            self.generator = build_generator(cfg)
-            self.discriminator = build_discriminator(cfg)
-            self.generator_optimizer = keras.optimizers.Adam(cfg.generator_lr, beta_1=cfg.beta_1)
-            self.discriminator_optimizer = keras.optimizers.Adam(cfg.discriminator_lr, beta_1=cfg.beta_1)
+            with _dtype_policy(_POLICIES[cfg.mixed_precision]):
+                self.generator = build_generator(cfg, self.num_classes)
+                self.discriminator = build_discriminator(cfg, self.num_classes)
+            self.generator_optimizer = self._optimizer(cfg.generator_lr)
+            self.discriminator_optimizer = self._optimizer(cfg.discriminator_lr)
             # Built here, in scope, rather than lazily inside the tf.function.
             self.generator_optimizer.build(self.generator.trainable_variables)
             self.discriminator_optimizer.build(self.discriminator.trainable_variables)
+            self.ema_generator = None
+            if cfg.ema_decay > 0:
+                self.ema_generator = build_generator(cfg, self.num_classes)  # float32, never trained
+                self.ema_generator.set_weights(self.generator.get_weights())
+            self.step = tf.Variable(0, dtype=tf.int64, trainable=False, name="step")
+        jit = cfg.jit_compile and strategy.num_replicas_in_sync == 1
+        if cfg.jit_compile and not jit:
+            LOGGER.warning("train.jit_compile ignored: XLA compiles the step only with one replica per worker")
+        self.train_step = tf.function(self._train_step, jit_compile=True if jit else None)
+        self._sample_inputs: dict[int, Any] = {}
+        self._infer = tf.function(lambda inputs: to_uint8(self.exported_generator(inputs, training=False)))
 
-    def _replica_step(self, real: tf.Tensor, step: tf.Tensor) -> dict[str, tf.Tensor]:
+    def _optimizer(self, learning_rate: float) -> keras.optimizers.Optimizer:
+        optimizer = keras.optimizers.Adam(learning_rate, beta_1=self.cfg.beta_1, beta_2=self.cfg.beta_2)
+        if self.cfg.mixed_precision == "float16":  # bfloat16 has float32's range: no loss scaling
+            optimizer = keras.optimizers.LossScaleOptimizer(optimizer)
+        return optimizer
+
+    def checkpointables(self) -> dict[str, Any]:
+        """What a checkpoint holds (see trainer/checkpoints.py)."""
+        objects = dict(step=self.step, generator=self.generator, discriminator=self.discriminator,
+                       generator_optimizer=self.generator_optimizer,
+                       discriminator_optimizer=self.discriminator_optimizer)
+        if self.ema_generator is not None:
+            objects["ema_generator"] = self.ema_generator
+        return objects
+
+    def _replica_step(self, batch, step: tf.Tensor) -> dict[str, tf.Tensor]:
         cfg = self.cfg
-        context = tf.distribute.get_replica_context()
-        replica = tf.cast(context.replica_id_in_sync_group, tf.int64)
-        # Distinct noise per (step, replica), identical across reruns.
-        noise_index = step * context.num_replicas_in_sync + replica
-        noise_seed = tf.stack([tf.constant(cfg.seed, tf.int64), noise_index])
-        z = tf.random.stateless_normal([tf.shape(real)[0], cfg.latent_dim], seed=noise_seed)
+        images, labels = batch if self.num_classes else (batch, None)
+        rows = tf.shape(images)[0]
+        key = tf.stack([tf.constant(cfg.seed, tf.int64), step])
 
+        def seed(tag: int) -> tf.Tensor:
+            return tf.random.experimental.stateless_fold_in(key, tag)
+
+        # Distinct noise per replica: its rows of one global draw keyed by (seed, step).
+        z = replica_rows(lambda n: tf.random.stateless_normal([n, cfg.latent_dim], seed=seed(_NOISE)), rows)
         with tf.GradientTape() as g_tape, tf.GradientTape() as d_tape:
-            fake = self.generator(z, training=True)
-            real_logits = self.discriminator(real, training=True)
-            fake_logits = self.discriminator(fake, training=True)
-            g_loss = generator_loss(fake_logits, cfg.batch_size)
-            d_loss = discriminator_loss(real_logits, fake_logits, cfg.batch_size)
+            fake = self.generator([z, labels] if self.num_classes else z, training=True)
+            with tf.GradientTape(watch_accessed_variables=False) as r1_tape:
+                r1_tape.watch(images)
+                real_logits = self.discriminator(images, labels=labels, training=True,
+                                                 noise_seed=seed(_DROPOUT_REAL))
+            fake_logits = self.discriminator(fake, labels=labels, training=True, noise_seed=seed(_DROPOUT_FAKE))
+            g_per_example = generator_loss_per_example(fake_logits, cfg.loss)
+            d_per_example = discriminator_loss_per_example(real_logits, fake_logits, cfg.loss)
+            if cfg.loss == "wgan-gp":
+                d_per_example += cfg.gp_weight * self._gradient_penalty(images, fake, labels, seed)
+            if cfg.r1_gamma > 0:
+                # D(x) of one row depends on that row only, so this is each row's own gradient.
+                d_per_example += r1_penalty_per_example(r1_tape.gradient(real_logits, images), cfg.r1_gamma)
+            g_loss = tf.nn.compute_average_loss(g_per_example, global_batch_size=cfg.batch_size)
+            d_loss = tf.nn.compute_average_loss(d_per_example, global_batch_size=cfg.batch_size)
+            g_scaled = self.generator_optimizer.scale_loss(g_loss)
+            d_scaled = self.discriminator_optimizer.scale_loss(d_loss)
 
         g_vars = self.generator.trainable_variables
         d_vars = self.discriminator.trainable_variables
-        self.generator_optimizer.apply_gradients(zip(g_tape.gradient(g_loss, g_vars), g_vars))
-        self.discriminator_optimizer.apply_gradients(zip(d_tape.gradient(d_loss, d_vars), d_vars))
-        # Each replica's share of the global mean; the cross-replica SUM is the mean.
-        return {
-            "g_loss": g_loss,
-            "d_loss": d_loss,
-            "d_real": tf.nn.compute_average_loss(tf.sigmoid(tf.reshape(real_logits, [-1])),
-                                              global_batch_size=cfg.batch_size),
-            "d_fake": tf.nn.compute_average_loss(tf.sigmoid(tf.reshape(fake_logits, [-1])),
-                                              global_batch_size=cfg.batch_size),
-        }
+        g_grads = g_tape.gradient(g_scaled, g_vars)
+        d_grads = d_tape.gradient(d_scaled, d_vars)
+        self.generator_optimizer.apply_gradients(zip(g_grads, g_vars))
+        self.discriminator_optimizer.apply_gradients(zip(d_grads, d_vars))
+        if self.ema_generator is not None:
+            self._update_ema(step)
 
-    @tf.function
-    def train_step(self, batch, step: tf.Tensor) -> dict[str, tf.Tensor]:
+        # Each replica's share of the global mean; the cross-replica SUM is the mean.
+        def share(values: tf.Tensor) -> tf.Tensor:
+            return tf.nn.compute_average_loss(tf.reshape(values, [-1]), global_batch_size=cfg.batch_size)
+
+        return {"g_loss": g_loss, "d_loss": d_loss,
+                "d_real": share(tf.sigmoid(real_logits)), "d_fake": share(tf.sigmoid(fake_logits))}
+
+    def _gradient_penalty(self, images, fake, labels, seed) -> tf.Tensor:
+        """WGAN-GP's penalty per row, on random mixes of each real image with its row's fake."""
+        rows = tf.shape(images)[0]
+        mix = replica_rows(lambda n: tf.random.stateless_uniform([n, 1, 1, 1], seed=seed(_MIX)), rows)
+        mixed = mix * images + (1.0 - mix) * tf.stop_gradient(fake)
+        with tf.GradientTape(watch_accessed_variables=False) as tape:
+            tape.watch(mixed)
+            logits = self.discriminator(mixed, labels=labels, training=True, noise_seed=seed(_DROPOUT_MIX))
+        return gradient_penalty_per_example(tape.gradient(logits, mixed))
+
+    def _update_ema(self, step: tf.Tensor) -> None:
+        """EMA of the trainable weights; BatchNorm's moving statistics are copied."""
+        count = tf.cast(step, tf.float32)
+        decay = tf.minimum(self.cfg.ema_decay, (1.0 + count) / (_EMA_WARMUP + count))
+        for average, weight in zip(self.ema_generator.trainable_variables, self.generator.trainable_variables):
+            average.assign(decay * average + (1.0 - decay) * tf.cast(weight, average.dtype))
+        for average, weight in zip(self.ema_generator.non_trainable_variables,
+                                   self.generator.non_trainable_variables):
+            average.assign(tf.cast(weight, average.dtype))
+
+    def _train_step(self, batch, step: tf.Tensor) -> dict[str, tf.Tensor]:
         """One update of both networks on one global batch (a distributed value)."""
         per_replica = self.strategy.run(self._replica_step, args=(batch, step))
         return {
@@ -98,29 +199,51 @@ class GanTrainer:
             for name, value in per_replica.items()
         }
 
+    @property
+    def exported_generator(self) -> keras.Model:
+        """The generator a person gets: the EMA copy when on, else the trained one."""
+        return self.ema_generator if self.ema_generator is not None else self.generator
+
+    def export_copy(self) -> keras.Model:
+        """A float32 copy of the exported generator, outside any strategy (plain variables to save)."""
+        copy = build_generator(self.cfg, self.num_classes)
+        copy.set_weights(self.exported_generator.get_weights())
+        return copy
+
     def samples(self, count: int = NUM_SAMPLES) -> np.ndarray:
-        """uint8 images for seeds 0..count-1 in inference mode: what the export's seeds signature shows."""
-        z = latents_for_seeds(tf.range(count, dtype=tf.int64), self.cfg.latent_dim)
-        return to_uint8(self.generator(z, training=False)).numpy()
+        """uint8 images for seeds 0..count-1 in inference mode (one class per grid row when conditional)."""
+        if count not in self._sample_inputs:  # the per-seed latents are fixed: draw them once
+            z = latents_for_seeds(tf.range(count, dtype=tf.int64), self.cfg.latent_dim)
+            inputs: Any = [z, (tf.range(count) // SAMPLE_COLUMNS) % self.num_classes] if self.num_classes else z
+            self._sample_inputs[count] = inputs
+        return self._infer(self._sample_inputs[count]).numpy()
 
 
 class RunLog:
     """Everything a person watches during training: progress bar, TensorBoard, log lines, sample grids.
 
+    Only the chief writes (``chief=False``: no bar, a no-op summary writer,
+    no files); every worker still reads the metrics, identical on all of them
+    after the all-reduce, so a diverged run stops on every worker at once.
     Per-step metric tensors are only read (``.numpy()``) every ``log_every``
     steps, so the host does not stall the device on every step; all of them
     still reach TensorBoard and the loss curve, one point per step.
     """
 
-    def __init__(self, cfg: TrainerConfig, run_dir: str, trainer: GanTrainer):
+    def __init__(self, cfg: TrainerConfig, run_dir: str, trainer: GanTrainer, chief: bool = True,
+                 start_step: int = 0, history: dict[str, list] | None = None, progress: bool = True):
         self.cfg = cfg
         self.run_dir = run_dir
         self.trainer = trainer
-        self.writer = tf.summary.create_file_writer(run_dir)
-        self.progress = tqdm(total=cfg.steps, desc="train", unit="step", dynamic_ncols=True, mininterval=1.0)
-        self.steps: list[int] = []
-        self.history: dict[str, list[float]] = {name: [] for name in METRICS}
+        self.chief = chief
+        self.writer = tf.summary.create_file_writer(run_dir) if chief else tf.summary.create_noop_writer()
+        self.progress = tqdm(total=cfg.steps, initial=min(start_step, cfg.steps), desc="train", unit="step",
+                             dynamic_ncols=True, mininterval=1.0, disable=not (chief and progress))
+        history = history or {}
+        self.steps: list[int] = list(history.get("steps", []))
+        self.history: dict[str, list[float]] = {name: list(history.get(name, [])) for name in METRICS}
         self.pending: list[tuple[int, dict[str, tf.Tensor]]] = []
+        self.latest: dict[str, float] = {}
         self.last_samples: np.ndarray | None = None
         self._interval_start = time.perf_counter()
         self._interval_steps = 0
@@ -133,69 +256,154 @@ class RunLog:
         with self.writer.as_default(step=step):
             if step % self.cfg.log_every == 0 or last:
                 self._log(step)
-            if step % self.cfg.sample_every == 0 or last:
+            if self.chief and (step % self.cfg.sample_every == 0 or last):
                 self._sample(step)
+
+    def flush(self) -> None:
+        """Reads the pending metrics into the history (and TensorBoard); stops on non-finite values."""
+        with self.writer.as_default():
+            for pending_step, metrics in self.pending:
+                self.latest = {name: float(metrics[name].numpy()) for name in METRICS}
+                self.steps.append(pending_step)
+                for name, value in self.latest.items():
+                    self.history[name].append(value)
+                    tf.summary.scalar(name, value, step=pending_step)
+        last_step = self.pending[-1][0] if self.pending else None
+        self.pending.clear()
+        bad = [name for name, value in self.latest.items() if not np.isfinite(value)]
+        if bad:
+            raise FloatingPointError(f"training diverged at step {last_step}: {', '.join(bad)} not finite")
+
+    def history_dict(self) -> dict[str, list]:
+        return {"steps": list(self.steps), **{name: list(values) for name, values in self.history.items()}}
 
     def _log(self, step: int) -> None:
         steps_per_sec = self._interval_steps / max(time.perf_counter() - self._interval_start, 1e-9)
-        latest: dict[str, float] = {}
-        for pending_step, metrics in self.pending:
-            latest = {name: float(metrics[name].numpy()) for name in METRICS}
-            self.steps.append(pending_step)
-            for name, value in latest.items():
-                self.history[name].append(value)
-                tf.summary.scalar(name, value, step=pending_step)
-        self.pending.clear()
+        self.flush()
         tf.summary.scalar("steps_per_sec", steps_per_sec)
-        self.progress.set_postfix({name: f"{value:.3f}" for name, value in latest.items()}, refresh=False)
-        LOGGER.info("step %d/%d %s %.2f steps/s", step, self.cfg.steps,
-                    " ".join(f"{name}={value:.4f}" for name, value in latest.items()), steps_per_sec)
-        bad = [name for name, value in latest.items() if not np.isfinite(value)]
-        if bad:
-            raise FloatingPointError(f"training diverged at step {step}: {', '.join(bad)} not finite")
+        self.progress.set_postfix({name: f"{value:.3f}" for name, value in self.latest.items()}, refresh=False)
+        if self.chief:
+            LOGGER.info("step %d/%d %s %.2f steps/s", step, self.cfg.steps,
+                        " ".join(f"{name}={value:.4f}" for name, value in self.latest.items()), steps_per_sec)
         self._interval_start = time.perf_counter()
         self._interval_steps = 0
 
     def _sample(self, step: int) -> None:
         self.last_samples = self.trainer.samples()
-        tf.summary.image("samples", visualize.image_grid(self.last_samples)[None])
+        tf.summary.image("samples", visualize.image_grid(self.last_samples, SAMPLE_COLUMNS)[None])
         path = os.path.join(self.run_dir, SAMPLES_DIR, f"step_{step:06d}.png")
-        visualize.save_image_grid(self.last_samples, path, title=f"step {step}")
+        visualize.save_image_grid(self.last_samples, path, title=f"step {step}", columns=SAMPLE_COLUMNS)
 
     def close(self) -> None:
         self.progress.close()
         self.writer.close()
 
     def write_plots(self) -> None:
-        """run_dir/loss_curve.png (every step) and run_dir/samples.png (the final generator)."""
+        """run_dir/loss_curve.png (every step of the run, resumes included) and run_dir/samples.png."""
+        if not self.chief:
+            return
         visualize.save_loss_curve(self.steps, self.history, os.path.join(self.run_dir, LOSS_CURVE_FILE))
-        if self.last_samples is not None:
-            visualize.save_image_grid(self.last_samples, os.path.join(self.run_dir, SAMPLES_FILE),
-                                      title=f"generated after {self.cfg.steps} steps")
+        if self.last_samples is None:
+            self.last_samples = self.trainer.samples()
+        visualize.save_image_grid(self.last_samples, os.path.join(self.run_dir, SAMPLES_FILE),
+                                  title=f"generated after {self.cfg.steps} steps", columns=SAMPLE_COLUMNS)
 
 
-def train(cfg: TrainerConfig, train_files: list[str], run_dir: str) -> keras.Model:
-    """Trains for ``cfg.steps`` steps and returns the generator; logs, plots and samples go to run_dir.
+@dataclasses.dataclass
+class TrainResult:
+    generator: keras.Model  # float32, outside any strategy: what to export (the EMA copy when on)
+    cfg: TrainerConfig  # as trained: num_classes resolved from the data when it was 0
+    chief: bool  # whether this process is the one that exports
+    start_step: int  # the checkpoint step this run resumed from; 0 for a fresh start
+
+
+def train(cfg: TrainerConfig, train_files: list[str], run_dir: str,
+          strategy: tf.distribute.Strategy | None = None) -> keras.Model:
+    """Trains for ``cfg.steps`` steps and returns the generator to export (see :func:`train_run`)."""
+    return train_run(cfg, train_files, run_dir, strategy).generator
+
+
+def train_run(cfg: TrainerConfig, train_files: list[str], run_dir: str,
+              strategy: tf.distribute.Strategy | None = None) -> TrainResult:
+    """Trains (or resumes) to ``cfg.steps``; logs, plots, samples and checkpoints go under run_dir.
 
     Sets Keras' global random seed (Python, NumPy, TF) to ``cfg.seed`` so
-    weight initialisation and dropout are reproducible.
+    weight initialisation is reproducible. ``strategy`` defaults to the one
+    in scope (the default strategy); trainer.task picks it from the
+    environment.
     """
-    strategy = tf.distribute.get_strategy()
+    strategy = strategy or tf.distribute.get_strategy()
+    if cfg.deterministic:
+        tf.config.experimental.enable_op_determinism()
     keras.utils.set_random_seed(cfg.seed)
-    tf.io.gfile.makedirs(run_dir)
-    batches = iter(strategy.experimental_distribute_dataset(make_dataset(train_files, cfg)))
-    trainer = GanTrainer(cfg, strategy)
+    cfg = _with_classes(cfg, train_files)
+    replicas = strategy.num_replicas_in_sync
+    if cfg.batch_size % replicas:
+        raise ValueError(f"train.batch_size={cfg.batch_size}: must split evenly over {replicas} replicas")
+    chief = is_chief(strategy)
+    if chief:
+        tf.io.gfile.makedirs(run_dir)
 
-    LOGGER.info("training %d steps, batch %d, %dx%dx%d, %d replica(s)", cfg.steps, cfg.batch_size,
-                cfg.image_size, cfg.image_size, cfg.channels, strategy.num_replicas_in_sync)
-    log = RunLog(cfg, run_dir, trainer)
+    trainer = GanTrainer(cfg, strategy)
+    keeper = None
+    start, history = 0, {}
+    if cfg.checkpoint_every:
+        task = "{}-{}".format(*task_of(strategy))
+        keeper = CheckpointKeeper(cfg, checkpoint_directory(cfg, run_dir), chief, task, **trainer.checkpointables())
+        start, history = keeper.restore()
+    if replicas > 1 and not same_on_all_replicas(strategy, start):
+        raise RuntimeError(f"this worker restored step {start} but others did not: train.checkpoint_dir "
+                           "must be storage every worker sees")
+    if start > cfg.steps:
+        LOGGER.warning("the checkpoint is at step %d, past train.steps=%d: exporting it as it is", start, cfg.steps)
+
+    batches = iter(strategy.distribute_datasets_from_function(
+        lambda context: make_dataset(train_files, cfg, with_labels=bool(trainer.num_classes),
+                                     input_context=context, skip_batches=start)))
+    if chief:
+        LOGGER.info("training steps %d..%d, global batch %d, %dx%dx%d, %d replica(s), loss %s",
+                    start + 1, cfg.steps, cfg.batch_size, cfg.image_size, cfg.image_size, cfg.channels,
+                    replicas, cfg.loss)
+    log = RunLog(cfg, run_dir, trainer, chief, start, history)
     try:
-        for step in range(1, cfg.steps + 1):
-            log.record(step, trainer.train_step(_next_batch(batches), tf.constant(step, tf.int64)))
+        with logging_redirect_tqdm(tqdm_class=tqdm):  # log lines print above the bar, not glued to it
+            run_steps(trainer, batches, log, keeper, start + 1, cfg.steps)
     finally:
         log.close()
+        if keeper is not None:
+            keeper.close()
     log.write_plots()
-    return trainer.generator
+    return TrainResult(trainer.export_copy(), cfg, chief, start)
+
+
+def run_steps(trainer: GanTrainer, batches: Iterator, log: RunLog, keeper: CheckpointKeeper | None,
+              first: int, last: int) -> None:
+    """Steps first..last: train, record, checkpoint when due. The whole per-step work of a run."""
+    for step in range(first, last + 1):
+        log.record(step, trainer.train_step(_next_batch(batches), tf.constant(step, tf.int64)))
+        if keeper is not None and keeper.due(step):
+            log.flush()
+            keeper.save(step, log.history_dict())
+
+
+def _with_classes(cfg: TrainerConfig, train_files: list[str]) -> TrainerConfig:
+    """For a conditional run: checks every image has a label and fills in num_classes when 0."""
+    if not cfg.conditional:
+        return cfg
+    labels = read_labels(train_files)
+    if labels.size == 0:
+        raise EmptyDatasetError("the training data holds no examples (its TFRecord files are empty)")
+    unknown = int(np.sum(labels < 0))
+    if unknown:
+        raise TrainingDataError(f"train.conditional=true needs a label on every training image: {unknown} of "
+                         f"{labels.size} have none (label -1)")
+    largest = int(labels.max())
+    classes = cfg.num_classes or largest + 1
+    if largest >= classes:
+        raise TrainingDataError(f"train.num_classes={classes}: the training data has label {largest}")
+    if classes < 2:
+        raise TrainingDataError("train.conditional=true: the training data has only one class")
+    return dataclasses.replace(cfg, num_classes=classes)
 
 
 def _next_batch(batches):

@@ -2,11 +2,12 @@
 
 The stock Evaluator (TFMA) scores models on labelled examples; a generator has
 no labels to score, its quality is how close its samples are to real images.
-GanEvaluator measures that (FID in a named feature space) and writes the same
-ModelBlessing the stock Evaluator writes, so the stock Pusher and the
-LatestBlessedModelStrategy resolver that feeds ``baseline_model`` work
-unchanged: the pipeline only ships a generator that is sane, within the
-absolute limit, and not worse than the one already serving.
+GanEvaluator measures that (FID, KID, precision/recall, density/coverage in a
+named feature space) and writes the same ModelBlessing the stock Evaluator
+writes, so the Pusher and the LatestBlessedModelStrategy resolver that feeds
+``baseline_model`` work unchanged: the pipeline only ships a generator that
+is sane, within the absolute limits, and not worse than the one already
+serving.
 """
 
 from __future__ import annotations
@@ -27,7 +28,12 @@ class GanEvaluatorSpec(types.ComponentSpec):
         executor.NUM_SAMPLES_KEY: ExecutionParameter(type=int),
         executor.SEED_KEY: ExecutionParameter(type=int),
         executor.MAX_FID_KEY: ExecutionParameter(type=float),
+        executor.MAX_KID_KEY: ExecutionParameter(type=float),
+        executor.MIN_RECALL_KEY: ExecutionParameter(type=float),
+        executor.MIN_COVERAGE_KEY: ExecutionParameter(type=float),
         executor.MIN_IMPROVEMENT_KEY: ExecutionParameter(type=float),
+        # 0/1: MLMD stores execution properties as int, float or string.
+        executor.IGNORE_UNUSABLE_BASELINE_KEY: ExecutionParameter(type=int),
         executor.IMAGE_SIZE_KEY: ExecutionParameter(type=int),
         executor.CHANNELS_KEY: ExecutionParameter(type=int),
     }
@@ -44,14 +50,16 @@ class GanEvaluatorSpec(types.ComponentSpec):
 
 
 class GanEvaluator(base_component.BaseComponent):
-    """Blesses a generator whose samples are sane and whose FID passes the thresholds.
+    """Blesses a generator whose samples are sane and whose scores pass the thresholds.
 
     ``baseline_model`` is normally a Resolver's output with
     LatestBlessedModelStrategy; on the first run it resolves to nothing and
-    only the absolute rules apply. ``max_fid`` 0 disables the absolute limit;
+    only the absolute rules apply. Limits set to 0 are off.
     ``min_improvement`` is the fraction by which the candidate's FID must be
-    below the baseline's (0 = not worse). Every parameter after
-    ``baseline_model`` is keyword-only, so a call reads like the config.
+    below the baseline's (0 = not worse). A baseline that cannot be loaded or
+    scored refuses the candidate unless ``ignore_unusable_baseline``. Every
+    parameter after ``baseline_model`` is keyword-only, so a call reads like
+    the config.
     """
 
     SPEC_CLASS = GanEvaluatorSpec
@@ -69,7 +77,11 @@ class GanEvaluator(base_component.BaseComponent):
         num_samples: int = 512,
         seed: int = 1234,
         max_fid: float = 0.0,
+        max_kid: float = 0.0,
+        min_recall: float = 0.0,
+        min_coverage: float = 0.0,
         min_improvement: float = 0.0,
+        ignore_unusable_baseline: bool = False,
     ):
         spec = GanEvaluatorSpec(
             examples=examples,
@@ -79,7 +91,11 @@ class GanEvaluator(base_component.BaseComponent):
             num_samples=num_samples,
             seed=seed,
             max_fid=float(max_fid),
+            max_kid=float(max_kid),
+            min_recall=float(min_recall),
+            min_coverage=float(min_coverage),
             min_improvement=float(min_improvement),
+            ignore_unusable_baseline=int(bool(ignore_unusable_baseline)),
             image_size=image_size,
             channels=channels,
             blessing=types.Channel(type=standard_artifacts.ModelBlessing),
