@@ -32,11 +32,9 @@ def compiled(tmp_path_factory) -> dict:
 
     out = tmp_path_factory.mktemp("kfp")
     result = compile_pipeline(compile_config(), str(out / "single"))
-    tfjob = None
-    if hasattr(PipelineConfig().train, "workers"):
-        tfjob_result = compile_pipeline(
-            compile_config(**{"train.workers": "2", "kubeflow.trainer_gpus": "2"}), str(out / "tfjob"))
-        tfjob = json.loads(Path(tfjob_result.job_path).read_text())
+    tfjob_result = compile_pipeline(
+        compile_config(**{"train.workers": "2", "kubeflow.trainer_gpus": "2"}), str(out / "tfjob"))
+    tfjob = json.loads(Path(tfjob_result.job_path).read_text())
     return {"result": result, "job": json.loads(Path(result.job_path).read_text()), "tfjob": tfjob}
 
 
@@ -106,8 +104,6 @@ def test_schema_and_bundled_data_point_at_files_the_image_bakes(compiled, tmp_pa
 
 
 def test_multi_worker_training_compiles_to_the_tfjob_executor(compiled):
-    if compiled["tfjob"] is None:
-        pytest.skip("TrainerConfig has no `workers` field yet")
     job = compiled["tfjob"]
     trainer = executors(job)["Trainer_executor"]["container"]
     assert trainer["args"][trainer["args"].index("--executor_class_path") + 1] == TFJOB_EXECUTOR
@@ -154,8 +150,6 @@ def test_inside_a_pod_a_multi_worker_run_also_launches_a_tfjob(monkeypatch):
     """The CronJob route: `ganpipe run` in a pod (Kubernetes sets KUBERNETES_SERVICE_HOST)."""
     from pipeline.pipeline import create_pipeline, trains_as_tfjob
 
-    if not hasattr(PipelineConfig().train, "workers"):
-        pytest.skip("TrainerConfig has no `workers` field yet")
     config = load_config(None, {"train.workers": "2", "output_dir": "/tmp/unused"})
 
     def trainer_executor() -> str:

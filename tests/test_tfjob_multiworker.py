@@ -19,7 +19,6 @@ import time
 from pathlib import Path
 
 import numpy as np
-import pytest
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
@@ -32,9 +31,6 @@ from trainer.config import TrainerConfig  # noqa: E402
 
 WORKERS = 2
 TIMEOUT_S = 300
-
-pytestmark = pytest.mark.skipif(not hasattr(TrainerConfig(), "workers"),
-                                reason="the trainer has no multi-worker support (TrainerConfig.workers) yet")
 
 
 def write_examples(split_dir: Path, count: int = 64, size: int = 16) -> str:

@@ -129,8 +129,6 @@ def test_job_names_are_valid_unique_and_leave_room_for_pod_names():
 
 
 def test_a_trainer_config_that_disagrees_on_the_worker_count_is_refused():
-    if not hasattr(TrainerConfig(), "workers"):
-        pytest.skip("TrainerConfig has no `workers` field yet")
     with pytest.raises(ValueError, match="worker"):
         spec.build_tfjob("j", TFJobSettings(image="x:1"), trainer_config(2), 3, ["f"], "m", "r")
 

@@ -150,10 +150,11 @@ def test_bad_options_are_rejected_naming_the_key(override: dict, message: str):
 
 def test_options_map_from_yaml_and_set(tmp_path: Path):
     path = tmp_path / "run.yaml"
-    path.write_text("train:\n  loss: wgan-gp\n  spectral_norm: true\n  checkpoint_dir: /durable/ckpt\n")
+    path.write_text("train:\n  loss: wgan-gp\n  spectral_norm: true\n  checkpoint_dir: /durable/ckpt\n"
+                    "  mixed_precision: none\n")
     cfg = load_config(str(path), {"train.ema_decay": "0.999", "train.workers": "2"}).train
     assert (cfg.loss, cfg.spectral_norm, cfg.ema_decay, cfg.workers) == ("wgan-gp", True, 0.999, 2)
     assert cfg.checkpoint_dir == "/durable/ckpt"
     default = TrainerConfig()  # the tutorial's GAN, as the demo trains it
     assert (default.loss, default.spectral_norm, default.ema_decay, default.conditional) == ("bce", False, 0.0, False)
-    assert (default.mixed_precision, default.jit_compile, default.workers) == ("off", False, 1)
+    assert (default.mixed_precision, default.jit_compile, default.workers) == ("none", False, 1)
