@@ -56,7 +56,14 @@ def main(argv: list[str] | None = None) -> dict:
         for label, workers in (("1 worker", 1), ("2 workers", 2)):
             t_short = timed_launch(dataclasses.replace(base, steps=short, workers=workers), train_files, workers)
             t_long = timed_launch(dataclasses.replace(base, steps=long_, workers=workers), train_files, workers)
-            rates[label].append(args.steps * base.batch_size / max(t_long - t_short, 1e-9))
+            extra = t_long - t_short
+            if extra <= 0:  # start-up noise larger than the extra steps: no measurement, not infinity
+                print(f"  {label}: long run not slower than short ({t_long:.1f}s vs {t_short:.1f}s); "
+                      "discarded: use more --steps", flush=True)
+                continue
+            rates[label].append(args.steps * base.batch_size / extra)
+    if not all(rates.values()):
+        raise SystemExit("no valid measurement: start-up noise exceeded the extra steps; raise --steps")
     result = {
         "steps": args.steps, "repeats": args.repeats, "global_batch": base.batch_size, "image_size": 28,
         "images_per_second": {label: summarize(values) for label, values in rates.items()},
