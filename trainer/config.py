@@ -14,7 +14,8 @@ from typing import Any, Mapping
 SUPPORTED_IMAGE_SIZES = (8, 16, 28, 32, 64, 128)
 SUPPORTED_CHANNELS = (1, 3)
 LOSSES = ("bce", "hinge", "wgan-gp")
-MIXED_PRECISION = ("off", "float16", "bfloat16")
+# "none", not "off": YAML reads a bare off as the boolean false.
+MIXED_PRECISION = ("none", "float16", "bfloat16")
 
 # Settings that change what the networks are (their variables and shapes): a
 # checkpoint written under one value cannot be resumed under another.
@@ -63,11 +64,13 @@ class TrainerConfig:
     checkpoint_dir: str = ""  # durable and shared by all workers; empty = <run_dir>/checkpoints
 
     # Speed levers (GPU); off by default: on this project's CPUs both are slower.
-    mixed_precision: str = "off"  # off | float16 | bfloat16
+    mixed_precision: str = "none"  # none | float16 | bfloat16
     jit_compile: bool = False  # XLA for the whole step (one replica per worker only)
     deterministic: bool = False  # tf.config.experimental.enable_op_determinism() in the training process
 
     def __post_init__(self) -> None:
+        if self.mixed_precision == "off":  # the first name of "none" (configs and manifests written with it)
+            self.mixed_precision = "none"
         self.validate()
 
     @property

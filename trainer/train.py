@@ -54,7 +54,7 @@ SAMPLES_DIR = "samples"
 
 # Tags folded into the per-step key (seed, step): one independent stream per use.
 _NOISE, _DROPOUT_REAL, _DROPOUT_FAKE, _MIX, _DROPOUT_MIX = range(5)
-_POLICIES = {"off": None, "float16": "mixed_float16", "bfloat16": "mixed_bfloat16"}
+_POLICIES = {"none": None, "float16": "mixed_float16", "bfloat16": "mixed_bfloat16"}
 # EMA warm-up (as tf.train.ExponentialMovingAverage's num_updates): early on the
 # average follows the weights closely instead of dragging the random init along.
 _EMA_WARMUP = 10.0
