@@ -55,8 +55,9 @@ def cluster_config(config: PipelineConfig) -> PipelineConfig:
     if not cluster.push.serving_dir:
         cluster.push.serving_dir = cluster.kubeflow.models_mount
     elif not _on_cluster_storage(cluster.push.serving_dir, cluster):
-        raise ConfigError(f"push.serving_dir={cluster.push.serving_dir!r}: on a cluster it must be object storage "
-                          f"or a path under the models volume ({cluster.kubeflow.models_mount})")
+        raise ConfigError(f"push.serving_dir={cluster.push.serving_dir!r}: on a cluster it must be a path under "
+                          f"the models volume ({cluster.kubeflow.models_mount}); object stores cannot take an "
+                          "atomic push")
     cluster.validate()
     return cluster
 
