@@ -17,7 +17,9 @@ from typing import Callable
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # benchmarks print tables, not TF's start-up chatter
 
-RESULTS_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "results")
+# run_all points each benchmark at results/quick or results/full through this variable.
+RESULTS_DIR = os.environ.get("GANPIPE_BENCH_RESULTS") or os.path.join(os.path.dirname(os.path.abspath(__file__)),
+                                                                       "results")
 
 
 def machine() -> dict:
@@ -40,11 +42,16 @@ def machine() -> dict:
 
 
 def _commit() -> str | None:
+    """HEAD's short hash, with "-dirty" when tracked files differ from it (figures from uncommitted code)."""
+    repo = os.path.dirname(os.path.abspath(__file__))
     try:
-        return subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True,
-                              cwd=os.path.dirname(os.path.abspath(__file__)), check=True).stdout.strip()
+        head = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True,
+                              cwd=repo, check=True).stdout.strip()
+        changed = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], capture_output=True,
+                                 text=True, cwd=repo, check=True).stdout.strip()
     except (OSError, subprocess.CalledProcessError):
         return None
+    return f"{head}-dirty" if changed else head
 
 
 def summarize(values: list[float]) -> dict:

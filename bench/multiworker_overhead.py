@@ -1,13 +1,15 @@
 """Multi-worker overhead: 2 local worker processes (MultiWorkerMirroredStrategy over loopback) vs 1.
 
 Both train the same global batch on the same Fashion-MNIST TFRecords through
-the same launcher (`trainer.launcher.launch`). Each side runs twice, a short
-and a long run, and throughput is (extra steps x batch) / (extra seconds), so
-process start-up, tracing and export cancel out. On one 2-core machine the two
-workers share the cores, so this measures what the synchronisation costs, not
-what a second machine would add.
+the same launcher (`trainer.launcher.launch`). Throughput is read from the
+chief's own log lines ("step N/M ... X steps/s", one per `--interval` steps):
+the first interval holds tracing and the first collective handshake and is
+dropped, so process start-up, tracing and export never enter the figure. Each
+repeat gives one rate per side (steady steps over steady seconds); sides
+alternate. On one 2-core machine the two workers share the cores, so this
+measures what the synchronisation costs, not what a second machine would add.
 
-    .venv/bin/python -m bench.multiworker_overhead [--steps 100] [--repeats 3]
+    .venv/bin/python -m bench.multiworker_overhead [--steps 100] [--interval 20] [--repeats 3]
 """
 
 from __future__ import annotations
@@ -16,57 +18,67 @@ import argparse
 import dataclasses
 import io
 import os
+import re
 import shutil
 import tempfile
-import time
 
 from bench.common import summarize, write_result
 from bench.quality_per_compute import WORK_DIR, ingest_fashion_mnist
 
+# trainer.train's progress line, as the launcher prefixes it for the chief.
+CHIEF_RATE = re.compile(r"^\[worker-0\] .*\bstep (\d+)/\d+ .* ([0-9.]+) steps/s$", re.MULTILINE)
 
-def timed_launch(cfg, train_files: list[str], workers: int) -> float:
+
+def steady_rate(log: str, interval: int) -> float:
+    """Steps/s over every logged interval but the first (tracing), as total steps / total seconds."""
+    points = [(int(step), float(rate)) for step, rate in CHIEF_RATE.findall(log.replace("\r", "\n"))]
+    if not points:
+        raise RuntimeError("no progress lines from the chief; did the log format change?\n" + log[-2000:])
+    steady, previous = [], points[0][0]
+    for step, rate in points[1:]:
+        steady.append((step - previous, rate))
+        previous = step
+    if not steady:
+        raise RuntimeError(f"only one logged interval: raise --steps above --interval ({interval})")
+    return sum(steps for steps, _ in steady) / sum(steps / rate for steps, rate in steady)
+
+
+def launch_and_measure(cfg, train_files: list[str], workers: int) -> float:
     from trainer.launcher import launch
 
     work = tempfile.mkdtemp(prefix="ganpipe-bench-workers-")
+    log = io.StringIO()
     try:
-        start = time.perf_counter()
         code = launch(train_files, os.path.join(work, "model"), os.path.join(work, "run"), cfg, workers=workers,
-                      output=io.StringIO())
-        seconds = time.perf_counter() - start
+                      output=log)
     finally:
         shutil.rmtree(work, ignore_errors=True)
     if code != 0:
-        raise RuntimeError(f"{workers} worker(s) failed with exit code {code}")
-    return seconds
+        raise RuntimeError(f"{workers} worker(s) failed with exit code {code}:\n{log.getvalue()[-3000:]}")
+    return steady_rate(log.getvalue(), cfg.log_every)
 
 
 def main(argv: list[str] | None = None) -> dict:
     from trainer.config import TrainerConfig
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--steps", type=int, default=100, help="extra steps of the long run over the short one")
+    parser.add_argument("--steps", type=int, default=100, help="steps per run (the first interval is dropped)")
+    parser.add_argument("--interval", type=int, default=20, help="steps per logged (measured) interval")
     parser.add_argument("--repeats", type=int, default=3)
     args = parser.parse_args(argv)
     os.makedirs(WORK_DIR, exist_ok=True)
     train_files = [os.path.join(ingest_fashion_mnist(WORK_DIR), "Split-train", "*")]
-    base = TrainerConfig(image_size=28, batch_size=64, checkpoint_every=0, log_every=1000, sample_every=1000)
-    short, long_ = 5, 5 + args.steps
+    base = TrainerConfig(image_size=28, steps=args.steps, checkpoint_every=0, log_every=args.interval,
+                         sample_every=args.steps)
     rates: dict[str, list[float]] = {"1 worker": [], "2 workers": []}
-    for _ in range(args.repeats):
+    for repeat in range(args.repeats):
         for label, workers in (("1 worker", 1), ("2 workers", 2)):
-            t_short = timed_launch(dataclasses.replace(base, steps=short, workers=workers), train_files, workers)
-            t_long = timed_launch(dataclasses.replace(base, steps=long_, workers=workers), train_files, workers)
-            extra = t_long - t_short
-            if extra <= 0:  # start-up noise larger than the extra steps: no measurement, not infinity
-                print(f"  {label}: long run not slower than short ({t_long:.1f}s vs {t_short:.1f}s); "
-                      "discarded: use more --steps", flush=True)
-                continue
-            rates[label].append(args.steps * base.batch_size / extra)
-    if not all(rates.values()):
-        raise SystemExit("no valid measurement: start-up noise exceeded the extra steps; raise --steps")
+            steps_per_second = launch_and_measure(dataclasses.replace(base, workers=workers), train_files, workers)
+            rates[label].append(steps_per_second * base.batch_size)
+            print(f"  repeat {repeat}: {label:9s} {rates[label][-1]:7.1f} images/s", flush=True)
     result = {
-        "steps": args.steps, "repeats": args.repeats, "global_batch": base.batch_size, "image_size": 28,
-        "images_per_second": {label: summarize(values) for label, values in rates.items()},
+        "steps": args.steps, "interval": args.interval, "repeats": args.repeats, "global_batch": base.batch_size,
+        "image_size": 28, "images_per_second": {label: summarize(values) for label, values in rates.items()},
     }
     result["ratio_two_to_one"] = (result["images_per_second"]["2 workers"]["median"]
                                   / result["images_per_second"]["1 worker"]["median"])

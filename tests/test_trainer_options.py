@@ -141,6 +141,8 @@ def test_conditional_needs_labels_on_every_image(tmp_path: Path, unlabelled: str
         ({"train.checkpoint_every": "-1"}, "train.checkpoint_every"),
         ({"train.r1_gamma": "-1"}, "train.r1_gamma"),
         ({"train.beta_2": "1"}, "train.beta_2"),
+        ({"train.discriminator_dropout": "1"}, "train.discriminator_dropout"),
+        ({"train.batch_norm_momentum": "-0.1"}, "train.batch_norm_momentum"),
     ],
 )
 def test_bad_options_are_rejected_naming_the_key(override: dict, message: str):
@@ -152,9 +154,37 @@ def test_options_map_from_yaml_and_set(tmp_path: Path):
     path = tmp_path / "run.yaml"
     path.write_text("train:\n  loss: wgan-gp\n  spectral_norm: true\n  checkpoint_dir: /durable/ckpt\n"
                     "  mixed_precision: none\n")
-    cfg = load_config(str(path), {"train.ema_decay": "0.999", "train.workers": "2"}).train
-    assert (cfg.loss, cfg.spectral_norm, cfg.ema_decay, cfg.workers) == ("wgan-gp", True, 0.999, 2)
+    cfg = load_config(str(path), {"train.ema_decay": "0", "train.workers": "2",
+                                  "train.discriminator_dropout": "0"}).train
+    assert (cfg.loss, cfg.spectral_norm, cfg.ema_decay, cfg.workers) == ("wgan-gp", True, 0.0, 2)
+    assert cfg.discriminator_dropout == 0.0
     assert cfg.checkpoint_dir == "/durable/ckpt"
-    default = TrainerConfig()  # the tutorial's GAN, as the demo trains it
-    assert (default.loss, default.spectral_norm, default.ema_decay, default.conditional) == ("bce", False, 0.0, False)
+    default = TrainerConfig()  # the tutorial's networks; faster-converging training settings (bench/)
+    assert (default.loss, default.spectral_norm, default.conditional) == ("bce", False, False)
+    assert (default.ema_decay, default.generator_lr, default.batch_norm_momentum) == (0.999, 2e-4, 0.9)
+    assert default.discriminator_dropout == 0.3
     assert (default.mixed_precision, default.jit_compile, default.workers) == ("none", False, 1)
+
+
+def test_discriminator_dropout_zero_makes_training_mode_deterministic():
+    from trainer.models import build_discriminator
+
+    images = tf.random.stateless_uniform((4, 32, 32, 1), seed=(1, 2), minval=-1.0, maxval=1.0)
+    seeds = [tf.constant([3, 4], tf.int64), tf.constant([5, 6], tf.int64)]
+    plain = build_discriminator(TrainerConfig(discriminator_dropout=0.0))
+    dropped = build_discriminator(TrainerConfig())
+    dropped.set_weights(plain.get_weights())
+    plain_logits = [plain(images, training=True, noise_seed=seed).numpy() for seed in seeds]
+    dropped_logits = [dropped(images, training=True, noise_seed=seed).numpy() for seed in seeds]
+    np.testing.assert_array_equal(plain_logits[0], plain_logits[1])
+    np.testing.assert_array_equal(plain_logits[0], plain(images, training=False).numpy())
+    assert not np.allclose(dropped_logits[0], dropped_logits[1])  # the tutorial's 0.3: masks differ by seed
+
+
+def test_generator_batch_norm_uses_the_configured_momentum():
+    from trainer.models import build_generator
+
+    for momentum in (0.9, 0.99):
+        generator = build_generator(TrainerConfig(batch_norm_momentum=momentum))
+        norms = [layer for layer in generator.layers if isinstance(layer, tf.keras.layers.BatchNormalization)]
+        assert norms and {layer.momentum for layer in norms} == {momentum}

@@ -36,7 +36,7 @@ MAX_START_SIZE = 8
 # The tutorial's bare LeakyReLU() meant alpha=0.3 in tf.keras 2; Keras 3's default
 # is 0.2, so the slope is spelled out to keep the tutorial's network.
 LEAKY_RELU_SLOPE = 0.3
-DROPOUT_RATE = 0.3
+DROPOUT_RATE = 0.3  # the tutorial's; TrainerConfig.discriminator_dropout chooses
 
 
 class SyncBatchNormalization(layers.BatchNormalization):
@@ -87,7 +87,10 @@ def build_generator(cfg: TrainerConfig, num_classes: int = 0) -> keras.Model:
     doublings = int(round(math.log2(cfg.image_size / start)))
     if start * 2**doublings != cfg.image_size or doublings < 2:
         raise ValueError(f"image_size {cfg.image_size} is not start size {start} times a power of two >= 4")
-    norm = SyncBatchNormalization if cfg.sync_batch_norm else layers.BatchNormalization
+    norm_layer = SyncBatchNormalization if cfg.sync_batch_norm else layers.BatchNormalization
+
+    def norm() -> layers.Layer:
+        return norm_layer(momentum=cfg.batch_norm_momentum)
 
     z = keras.Input(shape=(cfg.latent_dim,), name="z")
     inputs = [z]
@@ -137,6 +140,7 @@ class Discriminator(keras.Model):
         wrap = layers.SpectralNormalization if cfg.spectral_norm else (lambda layer: layer)
         self.image_shape = (cfg.image_size, cfg.image_size, cfg.channels)
         self.num_classes = num_classes
+        self.dropout_rate = cfg.discriminator_dropout
         self.convs = [wrap(layers.Conv2D(filters, 5, strides=2, padding="same")) for filters in (64, 128)]
         self.activations = [layers.LeakyReLU(negative_slope=LEAKY_RELU_SLOPE) for _ in self.convs]
         self.flatten = layers.Flatten()
@@ -149,10 +153,10 @@ class Discriminator(keras.Model):
         x = images
         for index, (conv, activation) in enumerate(zip(self.convs, self.activations)):
             x = activation(conv(x))
-            if training:
+            if training and self.dropout_rate > 0:
                 if noise_seed is None:
                     raise ValueError("the discriminator needs noise_seed in training mode (dropout masks)")
-                x = row_dropout(x, DROPOUT_RATE, tf.random.experimental.stateless_fold_in(noise_seed, index))
+                x = row_dropout(x, self.dropout_rate, tf.random.experimental.stateless_fold_in(noise_seed, index))
         features = self.flatten(x)
         logits = self.head(features)
         if self.num_classes:
