@@ -29,7 +29,7 @@ from bench.quality_per_compute import WORK_DIR, ingest_fashion_mnist
 CHIEF_RATE = re.compile(r"^\[worker-0\] .*\bstep (\d+)/\d+ .* ([0-9.]+) steps/s$", re.MULTILINE)
 
 
-def steady_rate(log: str, interval: int) -> float:
+def steady_rate(log: str) -> float:
     """Steps/s over every logged interval but the first (tracing), as total steps / total seconds."""
     points = [(int(step), float(rate)) for step, rate in CHIEF_RATE.findall(log.replace("\r", "\n"))]
     if not points:
@@ -39,7 +39,7 @@ def steady_rate(log: str, interval: int) -> float:
         steady.append((step - previous, rate))
         previous = step
     if not steady:
-        raise RuntimeError(f"only one logged interval: raise --steps above --interval ({interval})")
+        raise RuntimeError("only one logged interval: raise --steps above --interval")
     return sum(steps for steps, _ in steady) / sum(steps / rate for steps, rate in steady)
 
 
@@ -55,7 +55,7 @@ def launch_and_measure(cfg, train_files: list[str], workers: int) -> float:
         shutil.rmtree(work, ignore_errors=True)
     if code != 0:
         raise RuntimeError(f"{workers} worker(s) failed with exit code {code}:\n{log.getvalue()[-3000:]}")
-    return steady_rate(log.getvalue(), cfg.log_every)
+    return steady_rate(log.getvalue())
 
 
 def main(argv: list[str] | None = None) -> dict:

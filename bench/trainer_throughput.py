@@ -98,7 +98,7 @@ class TutorialLoop:
         import tensorflow as tf
         from keras import layers
 
-        from trainer.models import DROPOUT_RATE, LEAKY_RELU_SLOPE, build_generator
+        from trainer.models import LEAKY_RELU_SLOPE, build_generator
 
         self.batch_size, self.noise_dim = cfg.batch_size, cfg.latent_dim
         keras.utils.set_random_seed(cfg.seed)
@@ -107,10 +107,10 @@ class TutorialLoop:
             keras.Input(shape=(cfg.image_size, cfg.image_size, cfg.channels)),
             layers.Conv2D(64, (5, 5), strides=(2, 2), padding="same"),
             layers.LeakyReLU(negative_slope=LEAKY_RELU_SLOPE),
-            layers.Dropout(DROPOUT_RATE),
+            layers.Dropout(cfg.discriminator_dropout),
             layers.Conv2D(128, (5, 5), strides=(2, 2), padding="same"),
             layers.LeakyReLU(negative_slope=LEAKY_RELU_SLOPE),
-            layers.Dropout(DROPOUT_RATE),
+            layers.Dropout(cfg.discriminator_dropout),
             layers.Flatten(),
             layers.Dense(1),
         ])

@@ -29,11 +29,11 @@ def test_steady_rate_reads_the_chiefs_progress_lines_and_drops_the_first(tmp_pat
 
     rates = [float(line.rsplit(" ", 2)[-2]) for line in lines]
     log = "\n".join(["[launcher] starting 1 worker(s)", *lines, "[worker-1] step 9/9 x=1 99.00 steps/s"])
-    assert steady_rate(log, 2) == pytest.approx(4 / (2 / rates[1] + 2 / rates[2]))
+    assert steady_rate(log) == pytest.approx(4 / (2 / rates[1] + 2 / rates[2]))
 
 
 def test_steady_rate_refuses_a_log_without_progress_lines():
     with pytest.raises(RuntimeError, match="no progress lines"):
-        steady_rate("[worker-0] something else\n", 10)
+        steady_rate("[worker-0] something else\n")
     with pytest.raises(RuntimeError, match="only one logged interval"):
-        steady_rate("[worker-0] 2026 trainer.train: step 10/10 g_loss=1 3.00 steps/s\n", 10)
+        steady_rate("[worker-0] 2026 trainer.train: step 10/10 g_loss=1 3.00 steps/s\n")

@@ -36,7 +36,6 @@ MAX_START_SIZE = 8
 # The tutorial's bare LeakyReLU() meant alpha=0.3 in tf.keras 2; Keras 3's default
 # is 0.2, so the slope is spelled out to keep the tutorial's network.
 LEAKY_RELU_SLOPE = 0.3
-DROPOUT_RATE = 0.3  # the tutorial's; TrainerConfig.discriminator_dropout chooses
 
 
 class SyncBatchNormalization(layers.BatchNormalization):
