@@ -25,12 +25,17 @@ COPY requirements/constraints.txt requirements/constraints.txt
 RUN python -m pip install -r requirements/constraints.txt
 
 COPY setup.py README.md ./
+COPY ganpipe ganpipe
 COPY pipeline pipeline
 COPY components components
 COPY trainer trainer
+COPY evaluation evaluation
+COPY cli cli
+COPY kubeflow kubeflow
+COPY serving serving
 RUN python -m pip install --no-deps -c requirements/constraints.txt . \
- && python -c "import tfx.v1, tensorflow_data_validation, tfx_bsl.beam, trainer, pipeline, components" \
- && python -m pipeline.kubeflow_runner bake /opt/ganpipe
+ && python -c "import tfx.v1, tensorflow_data_validation, tfx_bsl.beam, ganpipe.pipeline.pipeline, ganpipe.cli.main" \
+ && python -m ganpipe.kubeflow.runner bake /opt/ganpipe
 
 # Non-root. KFP's launcher stages artifacts under /gcs, /minio and /s3 and
 # writes outputs under /tmp, so those belong to the runtime user.

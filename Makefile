@@ -19,14 +19,14 @@ FASHION_MNIST_DIR := /usr/share/datasets/fashion-mnist
 
 venv: $(STAMP) fashion-mnist
 
-$(STAMP): setup.py requirements/constraints.txt
+$(STAMP): setup.py pyproject.toml requirements/constraints.txt
 	@if [ -z "$(PYTHON)" ]; then \
 	  echo "error: Python 3.10 not found (TFX 1.16 needs it). Install it, or run: make PYTHON=/path/to/python3.10" >&2; exit 2; fi
 	@echo "Creating $(VENV) with $(PYTHON)"
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade "pip==24.3.1" 2>&1 | grep -v "^WARNING: Location" || true
 	$(BIN)/python -m pip install --quiet -c requirements/constraints.txt -e ".[test]" 2>&1 | grep -v "^WARNING: Location"; exit $${PIPESTATUS[0]}
-	$(BIN)/python -c "import tfx.v1, tensorflow_data_validation, tfx_bsl.beam, trainer, pipeline, components"
+	$(BIN)/python -c "import tfx.v1, tensorflow_data_validation, tfx_bsl.beam, ganpipe.pipeline.pipeline, ganpipe.cli.main"
 	touch $@
 
 # checkov (the manifest security scan the k8s tests run) pins packages that

@@ -8,13 +8,30 @@ code needs; the constraints file is what we ship.
 
 from setuptools import find_packages, setup
 
+# One import name for everything: each top-level folder installs as a
+# subpackage of `ganpipe` (the folder `ganpipe/` holds only the package root
+# and the shared contract), so nothing generic such as `pipeline` or `trainer`
+# lands in site-packages next to a user's own modules.
+SUBPACKAGE_FOLDERS = ("pipeline", "components", "trainer", "evaluation", "cli", "kubeflow", "serving")
+
+
+def _packages() -> tuple[list[str], dict[str, str]]:
+    packages, package_dir = ["ganpipe"], {"ganpipe": "ganpipe"}
+    for folder in SUBPACKAGE_FOLDERS:
+        package_dir[f"ganpipe.{folder}"] = folder
+        packages += [f"ganpipe.{folder}"] + [f"ganpipe.{folder}.{sub}" for sub in find_packages(where=folder)]
+    return packages, package_dir
+
+
+PACKAGES, PACKAGE_DIR = _packages()
+
 setup(
     name="ganpipe",
     version="0.1.0",
     description="Images in, a better GAN generator served out: TFX + Kubeflow.",
     python_requires="==3.10.*",
-    packages=find_packages(include=["pipeline", "pipeline.*", "components", "components.*",
-                                    "trainer", "trainer.*"]),
+    packages=PACKAGES,
+    package_dir=PACKAGE_DIR,
     install_requires=[
         "tfx[kfp]==1.16.0",
         "tensorflow==2.16.2",
@@ -32,5 +49,5 @@ setup(
     ],
     # kubernetes-validate: the k8s/ manifest tests (offline Kubernetes 1.32 schemas).
     extras_require={"test": ["pytest", "kubernetes-validate"]},
-    entry_points={"console_scripts": ["ganpipe=pipeline.cli:main"]},
+    entry_points={"console_scripts": ["ganpipe=ganpipe.cli.main:main"]},
 )

@@ -33,7 +33,7 @@ BATCH = 256
 
 def load_images(count: int) -> tuple[np.ndarray, np.ndarray]:
     """(real, generated stand-in), each uint8 [count, 28, 28, 1]."""
-    from components.image_example_gen.arrays import inspect_idx, load_array_file
+    from ganpipe.components.image_example_gen.arrays import inspect_idx, load_array_file
 
     def idx(name: str) -> np.ndarray:
         path = os.path.join(FASHION_MNIST, name)
@@ -53,7 +53,7 @@ def random_inception_weights(folder: str) -> str:
     import keras
     from keras.src.legacy.saving import legacy_h5_format
 
-    from trainer.feature_extractors import INCEPTION_SIZE, INCEPTION_WEIGHTS_FILE
+    from ganpipe.evaluation.feature_extractors import INCEPTION_SIZE, INCEPTION_WEIGHTS_FILE
 
     keras.utils.set_random_seed(0)
     model = keras.applications.InceptionV3(include_top=False, weights=None, pooling="avg",
@@ -65,8 +65,8 @@ def random_inception_weights(folder: str) -> str:
 
 
 def score_once(spec: str, real: np.ndarray, fake: np.ndarray) -> dict:
-    from trainer import metrics
-    from trainer.feature_extractors import get_extractor
+    from ganpipe.evaluation import metrics
+    from ganpipe.evaluation.feature_extractors import get_extractor
 
     started = time.perf_counter()
     extractor = get_extractor(spec)

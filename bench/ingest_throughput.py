@@ -29,7 +29,7 @@ FASHION_MNIST_IMAGES = "/usr/share/datasets/fashion-mnist/train-images-idx3-ubyt
 
 def write_png_folder(folder: str, count: int) -> None:
     """The first `count` Fashion-MNIST training images as PNG files."""
-    from components.image_example_gen.arrays import inspect_idx, load_array_file
+    from ganpipe.components.image_example_gen.arrays import inspect_idx, load_array_file
 
     images = load_array_file(inspect_idx(FASHION_MNIST_IMAGES)).images[:count]
     os.makedirs(folder, exist_ok=True)
@@ -68,7 +68,7 @@ def plain_writer(folder: str, output: str) -> None:
 def image_example_gen(folder: str, output: str, beam_pipeline_args: list[str]) -> None:
     from tfx.types import standard_artifacts
 
-    from components.image_example_gen.executor import Executor
+    from ganpipe.components.image_example_gen.executor import Executor
 
     examples = standard_artifacts.Examples()
     examples.uri = output

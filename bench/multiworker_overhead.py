@@ -1,7 +1,7 @@
 """Multi-worker overhead: 2 local worker processes (MultiWorkerMirroredStrategy over loopback) vs 1.
 
 Both train the same global batch on the same Fashion-MNIST TFRecords through
-the same launcher (`trainer.launcher.launch`). Throughput is read from the
+the same launcher (`ganpipe.trainer.local_workers.launch`). Throughput is read from the
 chief's own log lines ("step N/M ... X steps/s", one per `--interval` steps):
 the first interval holds tracing and the first collective handshake and is
 dropped, so process start-up, tracing and export never enter the figure. Each
@@ -25,7 +25,7 @@ import tempfile
 from bench.common import summarize, write_result
 from bench.quality_per_compute import WORK_DIR, ingest_fashion_mnist
 
-# trainer.train's progress line, as the launcher prefixes it for the chief.
+# ganpipe.trainer.train's progress line, as the launcher prefixes it for the chief.
 CHIEF_RATE = re.compile(r"^\[worker-0\] .*\bstep (\d+)/\d+ .* ([0-9.]+) steps/s$", re.MULTILINE)
 
 
@@ -44,7 +44,7 @@ def steady_rate(log: str) -> float:
 
 
 def launch_and_measure(cfg, train_files: list[str], workers: int) -> float:
-    from trainer.launcher import launch
+    from ganpipe.trainer.local_workers import launch
 
     work = tempfile.mkdtemp(prefix="ganpipe-bench-workers-")
     log = io.StringIO()
@@ -59,7 +59,7 @@ def launch_and_measure(cfg, train_files: list[str], workers: int) -> float:
 
 
 def main(argv: list[str] | None = None) -> dict:
-    from trainer.config import TrainerConfig
+    from ganpipe.trainer.config import TrainerConfig
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--steps", type=int, default=100, help="steps per run (the first interval is dropped)")

@@ -35,7 +35,7 @@ WORK_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), ".work")
 
 
 def configurations(image_size: int = 28):
-    from trainer.config import TrainerConfig
+    from ganpipe.trainer.config import TrainerConfig
 
     return {
         "tutorial": TrainerConfig(image_size=image_size, batch_size=256, generator_lr=1e-4,
@@ -49,7 +49,7 @@ def ingest_fashion_mnist(work_dir: str) -> str:
     """Fashion-MNIST through ImageExampleGen once; returns the Examples directory."""
     from tfx.types import standard_artifacts
 
-    from components.image_example_gen.executor import Executor
+    from ganpipe.components.image_example_gen.executor import Executor
 
     examples_dir = os.path.join(work_dir, "fashion_mnist_examples")
     if os.path.exists(os.path.join(examples_dir, "ingest_report.json")):
@@ -66,7 +66,7 @@ def ingest_fashion_mnist(work_dir: str) -> str:
 def generated_images(generator, latent_dim: int, count: int, batch: int = 500) -> np.ndarray:
     import tensorflow as tf
 
-    from trainer.models import latents_for_seeds, to_uint8
+    from ganpipe.trainer.models import latents_for_seeds, to_uint8
 
     chunks = []
     for start in range(0, count, batch):
@@ -78,8 +78,8 @@ def generated_images(generator, latent_dim: int, count: int, batch: int = 500) -
 def curve(cfg, train_files: list[str], real_features: np.ndarray, extractor, points: list[int],
           samples: int, run_dir: str) -> list[dict]:
     """Trains one run to each of `points` in turn (resuming) and scores it there."""
-    from trainer.metrics import fid
-    from trainer.train import train_run
+    from ganpipe.evaluation.metrics import fid
+    from ganpipe.trainer.train import train_run
 
     shutil.rmtree(run_dir, ignore_errors=True)
     measured, trained_seconds = [], 0.0
@@ -101,8 +101,8 @@ def steps_to_reach(points: list[dict], target: float) -> int | None:
 
 
 def run(steps: int, points: int, repeats: int, samples: int) -> dict:
-    from trainer.data import load_images
-    from trainer.feature_extractors import get_extractor
+    from ganpipe.trainer.data import load_images
+    from ganpipe.evaluation.feature_extractors import get_extractor
 
     os.makedirs(WORK_DIR, exist_ok=True)
     examples_dir = ingest_fashion_mnist(WORK_DIR)

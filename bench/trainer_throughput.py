@@ -11,7 +11,7 @@ of total throughputs:
   memory, ``from_tensor_slices(...).shuffle(...).batch(...)``, a
   ``@tf.function`` step with ``tf.random.normal`` noise, Keras
   ``BinaryCrossentropy``, two tapes, two Adam optimizers, nothing else.
-- ours: ``trainer.train.run_steps`` as ``train_run`` runs it -- under the
+- ours: ``ganpipe.trainer.train.run_steps`` as ``train_run`` runs it -- under the
   strategy, global-batch losses, stateless per-step noise and dropout masks,
   sync-BN-ready generator, D(real)/D(fake) metrics, every step's metrics to
   TensorBoard, sample grids and checkpoints at the default intervals, and the
@@ -22,7 +22,7 @@ of total throughputs:
 - our step only: ``GanTrainer.train_step`` fed the tutorial's in-memory
   batches, nothing around it: separates the step's cost from the loop's.
 
-Then the input pipeline alone (``trainer.data.make_dataset``) decoding every
+Then the input pipeline alone (``ganpipe.trainer.data.make_dataset``) decoding every
 image every epoch (what sets too big to cache get) against what the trainer
 consumes, and from its cache; plus the share of training time spent waiting
 for the next batch.
@@ -51,7 +51,7 @@ FASHION_MNIST_IMAGES = "/usr/share/datasets/fashion-mnist/train-images-idx3-ubyt
 def real_images(count: int) -> tuple[np.ndarray, str]:
     """uint8 [N, H, W, 1]: Fashion-MNIST train images (Debian package), else scikit-learn's digits."""
     if os.path.exists(FASHION_MNIST_IMAGES):
-        from components.image_example_gen.arrays import inspect_idx, load_array_file
+        from ganpipe.components.image_example_gen.arrays import inspect_idx, load_array_file
 
         images = load_array_file(inspect_idx(FASHION_MNIST_IMAGES)).images[:count]
         return images.reshape(len(images), 28, 28, 1), f"fashion-mnist train[:{len(images)}] (28x28)"
@@ -67,7 +67,7 @@ def write_tfrecords(images: np.ndarray, directory: str, files: int = 4) -> str:
 
     import tensorflow as tf
 
-    from trainer import contract
+    from ganpipe import contract
 
     def feature(value) -> tf.train.Feature:
         if isinstance(value, bytes):
@@ -98,7 +98,7 @@ class TutorialLoop:
         import tensorflow as tf
         from keras import layers
 
-        from trainer.models import LEAKY_RELU_SLOPE, build_generator
+        from ganpipe.trainer.models import LEAKY_RELU_SLOPE, build_generator
 
         self.batch_size, self.noise_dim = cfg.batch_size, cfg.latent_dim
         keras.utils.set_random_seed(cfg.seed)
@@ -154,7 +154,7 @@ class OurStep:
         import keras
         import tensorflow as tf
 
-        from trainer.train import GanTrainer
+        from ganpipe.trainer.train import GanTrainer
 
         keras.utils.set_random_seed(cfg.seed)
         self.trainer = GanTrainer(cfg, tf.distribute.get_strategy())
@@ -191,15 +191,15 @@ class TimedBatches:
 
 
 class OurLoop:
-    """trainer.train.run_steps with everything train_run sets up around it (chief, default strategy)."""
+    """ganpipe.trainer.train.run_steps with everything train_run sets up around it (chief, default strategy)."""
 
     def __init__(self, cfg, pattern: str, work_dir: str):
         import keras
         import tensorflow as tf
 
-        from trainer.checkpoints import CheckpointKeeper, checkpoint_directory
-        from trainer.data import make_dataset
-        from trainer.train import GanTrainer, RunLog
+        from ganpipe.trainer.checkpoints import CheckpointKeeper, checkpoint_directory
+        from ganpipe.trainer.data import make_dataset
+        from ganpipe.trainer.train import GanTrainer, RunLog
 
         strategy = tf.distribute.get_strategy()
         keras.utils.set_random_seed(cfg.seed)
@@ -211,7 +211,7 @@ class OurLoop:
         self.step = 0
 
     def run(self, steps: int) -> dict:
-        from trainer.train import run_steps
+        from ganpipe.trainer.train import run_steps
 
         waited = self.batches.waited
         start = time.perf_counter()
@@ -224,7 +224,7 @@ class OurLoop:
 def input_pipeline_rate(cfg, pattern: str, batches: int, cache: bool) -> float:
     """Images/s that make_dataset delivers alone: read, parse, PNG decode, resize, batch (cache=False:
     every epoch decoded, the path for sets too big to cache); cache=True: from the decoded cache."""
-    from trainer.data import make_dataset
+    from ganpipe.trainer.data import make_dataset
 
     iterator = iter(make_dataset([pattern], cfg, cache=cache))
     for _ in range(5 if not cache else 1000):  # warm-up: buffers fill, autotune settles, the cache fills
@@ -245,7 +245,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.quick:
         args.steps, args.repeats, args.images = 10, 3, 2000
 
-    from trainer.config import TrainerConfig
+    from ganpipe.trainer.config import TrainerConfig
 
     # The demo's (32x32x1, batch 64, BCE, checkpoints/samples every 100 steps) with the EMA off, as the
     # tutorial has none; "ours + EMA" is the default as shipped.

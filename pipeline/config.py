@@ -17,8 +17,8 @@ from typing import Any, Mapping
 
 import yaml
 
-from trainer.config import TrainerConfig
-from trainer.feature_extractors import parse_spec as parse_extractor_spec
+from ganpipe.trainer.config import TrainerConfig
+from ganpipe.evaluation.feature_extractors import parse_spec as parse_extractor_spec
 
 DATA_FORMATS = ("auto", "folder", "idx", "npz", "tfrecord")
 BUNDLED_DATASETS = ("digits", "fashion-mnist")
@@ -110,7 +110,7 @@ class EvaluateConfig:
 
     def check_files(self) -> None:
         """For runs on this machine: the extractor's model or weights file exists (before hours of training)."""
-        from trainer.feature_extractors import INCEPTION, cached_inception_weights
+        from ganpipe.evaluation.feature_extractors import INCEPTION, cached_inception_weights
 
         kind, path = parse_extractor_spec(self.extractor)
         if path is not None and "://" not in path and not os.path.exists(path):

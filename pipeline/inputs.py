@@ -9,9 +9,9 @@ from __future__ import annotations
 import dataclasses
 import os
 
-from components.image_example_gen import sources
-from pipeline import datasets
-from pipeline.config import ConfigError, PipelineConfig
+from ganpipe.components.image_example_gen import sources
+from ganpipe.pipeline import datasets
+from ganpipe.pipeline.config import ConfigError, PipelineConfig
 
 
 @dataclasses.dataclass(frozen=True)

@@ -9,8 +9,8 @@ from typing import Callable
 
 from absl import logging as absl_logging
 
-from pipeline.config import PipelineConfig
-from pipeline.inputs import ResolvedInput
+from ganpipe.pipeline.config import PipelineConfig
+from ganpipe.pipeline.inputs import ResolvedInput
 
 _RUNNING = "Component %s is running."
 _FINISHED = "Component %s is finished."
@@ -46,7 +46,7 @@ def run_local(config: PipelineConfig, data: ResolvedInput, echo: Callable[[str],
     """Builds and runs the pipeline; exceptions from components propagate unchanged."""
     from tfx import v1 as tfx  # heavy: imported only once the inputs passed their checks
 
-    from pipeline.pipeline import create_pipeline
+    from ganpipe.pipeline.pipeline import create_pipeline
 
     pipeline = create_pipeline(config, data.path, data.format)
     # TFX logs through absl, whose records otherwise reach the root logger

@@ -14,14 +14,14 @@ import tensorflow_data_validation as tfdv
 from tfx import v1 as tfx
 from tfx.components import ImportExampleGen
 
-from components.data_gate.component import DataGate
-from components.gan_evaluator.component import GanEvaluator
-from components.image_example_gen.component import ImageExampleGen
-from components.serving_pusher.component import ServingPusher
-from pipeline import schema as curated_schema
-from pipeline.config import PipelineConfig
+from ganpipe.components.data_gate.component import DataGate
+from ganpipe.components.gan_evaluator.component import GanEvaluator
+from ganpipe.components.image_example_gen.component import ImageExampleGen
+from ganpipe.components.serving_pusher.component import ServingPusher
+from ganpipe.pipeline import schema as curated_schema
+from ganpipe.pipeline.config import PipelineConfig
 
-TRAINER_RUN_FN = "trainer.task.run_fn"
+TRAINER_RUN_FN = "ganpipe.trainer.task.run_fn"
 
 
 def create_pipeline(
@@ -33,7 +33,7 @@ def create_pipeline(
     schema_file: str | None = None,
     on_cluster: bool | None = None,
 ) -> tfx.dsl.Pipeline:
-    """Builds the pipeline for an already resolved input (see pipeline.inputs).
+    """Builds the pipeline for an already resolved input (see ganpipe.pipeline.inputs).
 
     `pipeline_root` and `schema_file` override the local defaults when the
     pipeline is compiled for Kubeflow (pipeline/kubeflow_runner.py).
@@ -134,7 +134,7 @@ def trains_as_tfjob(config: PipelineConfig, on_cluster: bool | None = None) -> b
 def _tfjob_custom_config(config: PipelineConfig, on_cluster: bool | None) -> dict:
     if not trains_as_tfjob(config, on_cluster):
         return {}
-    from components.tfjob_trainer.settings import CUSTOM_CONFIG_KEY, TFJobSettings
+    from ganpipe.components.tfjob_trainer.settings import CUSTOM_CONFIG_KEY, TFJobSettings
 
     cluster = config.kubeflow
     settings = TFJobSettings(
@@ -154,7 +154,7 @@ def _trainer_executor_spec(config: PipelineConfig, on_cluster: bool | None):
         return None
     from tfx.dsl.components.base import executor_spec
 
-    from components.tfjob_trainer.executor import Executor as TFJobTrainerExecutor
+    from ganpipe.components.tfjob_trainer.executor import Executor as TFJobTrainerExecutor
 
     return executor_spec.ExecutorClassSpec(TFJobTrainerExecutor)
 

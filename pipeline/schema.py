@@ -17,7 +17,7 @@ import tensorflow as tf
 from google.protobuf import text_format
 from tensorflow_metadata.proto.v0 import schema_pb2
 
-from trainer import contract
+from ganpipe import contract
 
 MAX_IMAGE_SIDE = 16384
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from pipeline import cli
+from ganpipe.cli import main as cli
 
 
 def _run(capsys, *argv: str) -> tuple[int, str]:

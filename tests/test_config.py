@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from pipeline.config import ConfigError, PipelineConfig, load_config
+from ganpipe.pipeline.config import ConfigError, PipelineConfig, load_config
 
 
 def test_defaults_are_valid_and_point_inside_output_dir():

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from tensorflow_metadata.proto.v0 import anomalies_pb2
 
-from components.data_gate import checks
+from ganpipe.components.data_gate import checks
 
 
 def test_anomalies_are_named_by_split_and_feature():

@@ -7,8 +7,8 @@ import os
 import numpy as np
 import pytest
 
-from pipeline import datasets, inputs
-from pipeline.config import load_config
+from ganpipe.pipeline import datasets, inputs
+from ganpipe.pipeline.config import load_config
 
 
 def test_digits_are_materialised_once_as_upscaled_npz(tmp_path):

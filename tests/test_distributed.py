@@ -34,9 +34,9 @@ import tensorflow as tf  # noqa: E402
 
 from tests.test_trainer import TINY, _blobs, _write_split, summarize_exports_in_clean_process  # noqa: E402
 from trainer import cluster  # noqa: E402
-from trainer.config import TrainerConfig  # noqa: E402
-from trainer.launcher import launch  # noqa: E402
-from trainer.task import run_fn  # noqa: E402
+from ganpipe.trainer.config import TrainerConfig  # noqa: E402
+from ganpipe.trainer.local_workers import launch  # noqa: E402
+from ganpipe.trainer.task import run_fn  # noqa: E402
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 GANPIPE = Path(sys.executable).with_name("ganpipe")
@@ -85,7 +85,7 @@ def test_tf_config_names_the_cluster_and_the_task(monkeypatch):
 
 STAND_IN_WORKER = textwrap.dedent("""\
     #!{python}
-    # Stands in for `python -m trainer.task`: same argv and TF_CONFIG, behaviour chosen by STAND_IN_MODE.
+    # Stands in for `python -m ganpipe.trainer.task`: same argv and TF_CONFIG, behaviour chosen by STAND_IN_MODE.
     import json, os, signal, sys, time
     config = json.loads(os.environ["TF_CONFIG"])
     index = config["task"]["index"]
@@ -122,7 +122,7 @@ def test_launcher_gives_each_worker_its_tf_config_and_prefixes_its_lines(monkeyp
     addresses = clusters.pop().split(",")
     assert len(set(addresses)) == 2 and all(a.startswith("127.0.0.1:") for a in addresses)
     for index in (0, 1):  # ... and their own index, and the worker command's argv
-        assert f"[worker-{index}] worker {index} argv -m trainer.task cluster" in text
+        assert f"[worker-{index}] worker {index} argv -m ganpipe.trainer.task cluster" in text
         assert f"[worker-{index}] bar 2/2\n" in text  # a progress-bar refresh (\r) becomes a line
     assert "[launcher] all workers finished" in text
 
@@ -155,7 +155,7 @@ def test_two_workers_train_the_weights_one_worker_trains(tmp_path: Path, pattern
     one = tmp_path / "one"
     config = json.dumps(EXACT)
     done = subprocess.run(
-        [sys.executable, "-m", "trainer.task", "--train-files", pattern, "--model-dir", str(one / "model"),
+        [sys.executable, "-m", "ganpipe.trainer.task", "--train-files", pattern, "--model-dir", str(one / "model"),
          "--run-dir", str(one / "run"), "--config-json", config],
         cwd=REPO_ROOT, capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr[-3000:]
@@ -188,8 +188,8 @@ MIRRORED_SCRIPT = textwrap.dedent("""
     import tensorflow as tf
     cpu = tf.config.list_physical_devices("CPU")[0]
     tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
-    from trainer.config import TrainerConfig
-    from trainer.train import train_run
+    from ganpipe.trainer.config import TrainerConfig
+    from ganpipe.trainer.train import train_run
     cfg = TrainerConfig.from_dict(json.loads(sys.argv[2]))
     one = train_run(cfg, [sys.argv[1]], sys.argv[3] + "/one").generator.get_weights()
     mirrored = tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1"])

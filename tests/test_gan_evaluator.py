@@ -28,8 +28,8 @@ from tfx.types import artifact_utils, channel, standard_artifacts
 from tfx.utils import proto_utils
 import tfx.v1 as tfx
 
-from components.gan_evaluator import GanEvaluator, executor, rules, sampling
-from trainer import contract
+from ganpipe.components.gan_evaluator import GanEvaluator, executor, rules, sampling
+from ganpipe import contract
 
 SIZE = 16
 CHANNELS = 1
@@ -392,8 +392,8 @@ def test_component_instantiates_with_and_without_baseline():
 
 def test_streaming_in_small_batches_gives_the_same_scores(world):
     """The evaluator never holds a whole image set: batch size must not change a single number."""
-    from trainer import metrics
-    from trainer.feature_extractors import get_extractor
+    from ganpipe.evaluation import metrics
+    from ganpipe.evaluation.feature_extractors import get_extractor
 
     extractor = get_extractor()
     images = _digits()[:300]
@@ -444,7 +444,7 @@ def test_sample_checker_and_judge_rules():
 
 
 def test_evaluate_config_checks_rules_and_extractor_specs(tmp_path):
-    from pipeline.config import ConfigError, load_config
+    from ganpipe.pipeline.config import ConfigError, load_config
 
     config = load_config(None, {"evaluate.min_coverage": "0.5", "evaluate.ignore_unusable_baseline": "true",
                                 "evaluate.extractor": f"keras:{tmp_path / 'f.keras'}"})

@@ -24,7 +24,7 @@ from pathlib import Path
 
 import pytest
 
-from pipeline import generate
+from ganpipe.serving import generate
 from tests.conftest import TINY_RUN_FLAGS, run_cli
 
 # TINY_RUN_FLAGS with more evaluation samples, so FID differences are steady.

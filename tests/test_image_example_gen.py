@@ -24,13 +24,13 @@ import pytest
 import tensorflow as tf
 from PIL import Image
 
-from trainer.data import decode_as
-from components.image_example_gen import report, sources, validation
-from components.image_example_gen.component import ImageExampleGen
-from components.image_example_gen.executor import Executor
-from components.image_example_gen.ingest import split_for
-from components.image_example_gen.sources import IngestInputError
-from trainer import contract
+from ganpipe.trainer.data import decode_as
+from ganpipe.components.image_example_gen import report, sources, validation
+from ganpipe.components.image_example_gen.component import ImageExampleGen
+from ganpipe.components.image_example_gen.executor import Executor
+from ganpipe.components.image_example_gen.ingest import split_for
+from ganpipe.components.image_example_gen.sources import IngestInputError
+from ganpipe import contract
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 
@@ -140,7 +140,7 @@ def test_truncated_and_corrupt_png_and_jpeg_are_rejected_by_the_shared_check():
 
 
 def test_accepted_means_the_trainers_decode_works_for_every_format():
-    """Whatever ingestion accepts, trainer.data.decode_as turns into [H, W, C] uint8."""
+    """Whatever ingestion accepts, ganpipe.trainer.data.decode_as turns into [H, W, C] uint8."""
     grey, colour = _pixels(2), _pixels(3, channels=3)
     candidates = {
         "png_grey": _encode(grey, "PNG"), "png_rgba": _encode(_pixels(4, channels=4), "PNG"),
@@ -310,7 +310,7 @@ def test_preflight_imports_neither_beam_nor_tfx_and_junk_needs_no_tensorflow(tmp
     _write(junk / "b.txt", b"text")
     probe = (
         "import sys\n"
-        "from components.image_example_gen import sources\n"
+        "from ganpipe.components.image_example_gen import sources\n"
         f"try:\n    sources.preflight({str(junk)!r})\nexcept sources.IngestInputError as e:\n    print('ERR', e)\n"
         "print(sorted(m for m in ('tensorflow', 'apache_beam', 'tfx') if m in sys.modules))\n"
     )

@@ -19,7 +19,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from pipeline.config import load_config
+from ganpipe.pipeline.config import load_config
 
 REPO = Path(__file__).resolve().parents[1]
 K8S = REPO / "k8s"
@@ -225,7 +225,7 @@ def test_the_cronjob_runs_the_pipeline_on_the_volumes_its_config_names(rendered,
 
 @needs_kubectl
 def test_tfjob_workers_are_the_pods_the_training_network_policy_admits(rendered):
-    from components.tfjob_trainer import spec
+    from ganpipe.components.tfjob_trainer import spec
 
     policy = find(rendered["cpu"], "NetworkPolicy", "ganpipe-training")
     job = spec.example_manifest()
@@ -237,8 +237,8 @@ def test_tfjob_workers_are_the_pods_the_training_network_policy_admits(rendered)
 
 
 def test_the_dockerfile_builds_on_tfx_1_16_and_runs_as_the_manifests_user():
-    from components.tfjob_trainer import spec
-    from pipeline.kubeflow_runner import IMAGE_ASSETS_DIR
+    from ganpipe.components.tfjob_trainer import spec
+    from ganpipe.kubeflow.runner import IMAGE_ASSETS_DIR
 
     dockerfile = (REPO / "Dockerfile").read_text()
     (base,) = re.findall(r"^FROM\s+(\S+)", dockerfile, flags=re.M)
@@ -249,6 +249,6 @@ def test_the_dockerfile_builds_on_tfx_1_16_and_runs_as_the_manifests_user():
     pod = spec.example_manifest()["spec"]["tfReplicaSpecs"]["Worker"]["template"]["spec"]
     assert pod["securityContext"]["runAsUser"] == uid
     assert "-c requirements/constraints.txt" in dockerfile or "-r requirements/constraints.txt" in dockerfile
-    assert f"python -m pipeline.kubeflow_runner bake {IMAGE_ASSETS_DIR}" in dockerfile
+    assert f"python -m ganpipe.kubeflow.runner bake {IMAGE_ASSETS_DIR}" in dockerfile
     for path in ("requirements/constraints.txt", "setup.py"):
         assert (REPO / path).exists()

@@ -23,13 +23,13 @@ from tensorflow_serving.apis import predict_pb2  # noqa: E402
 
 from pipeline import serving_client  # noqa: E402
 from trainer import contract  # noqa: E402
-from trainer.config import TrainerConfig  # noqa: E402
+from ganpipe.trainer.config import TrainerConfig  # noqa: E402
 
 
 @pytest.fixture(scope="module")
 def signature(tmp_path_factory):
-    from trainer.export import export_generator
-    from trainer.models import build_generator
+    from ganpipe.trainer.export import export_generator
+    from ganpipe.trainer.models import build_generator
 
     cfg = TrainerConfig(image_size=16, latent_dim=8)
     path = str(tmp_path_factory.mktemp("generator") / "1")

@@ -14,12 +14,12 @@ from pathlib import Path
 import pytest
 from kfp.client.client import _extract_pipeline_yaml
 
-from pipeline.config import PipelineConfig, load_config
+from ganpipe.pipeline.config import PipelineConfig, load_config
 from tests.conftest import run_cli
 
 IMAGE = "registry.example.com/ganpipe:0.1.0"
 ROOT = "gs://ganpipe-test-bucket/pipeline-root"
-TFJOB_EXECUTOR = "components.tfjob_trainer.executor.Executor"
+TFJOB_EXECUTOR = "ganpipe.components.tfjob_trainer.executor.Executor"
 
 
 def compile_config(**overrides: str) -> PipelineConfig:
@@ -28,7 +28,7 @@ def compile_config(**overrides: str) -> PipelineConfig:
 
 @pytest.fixture(scope="module")
 def compiled(tmp_path_factory) -> dict:
-    from pipeline.kubeflow_runner import compile_pipeline
+    from ganpipe.kubeflow.runner import compile_pipeline
 
     out = tmp_path_factory.mktemp("kfp")
     result = compile_pipeline(compile_config(), str(out / "single"))
@@ -48,7 +48,7 @@ def task_parameter(job: dict, task: str, name: str):
 
 
 def test_every_component_of_the_pipeline_is_a_task(compiled):
-    from pipeline.pipeline import create_pipeline
+    from ganpipe.pipeline.pipeline import create_pipeline
 
     local = create_pipeline(PipelineConfig(output_dir="/tmp/unused"), "/data/x.npz", "npz",
                             schema_file="/tmp/unused/schema.pbtxt")
@@ -92,8 +92,8 @@ def test_the_kfp_package_is_what_the_kfp_client_uploads(compiled):
 
 
 def test_schema_and_bundled_data_point_at_files_the_image_bakes(compiled, tmp_path):
-    """The Dockerfile runs `python -m pipeline.kubeflow_runner bake /opt/ganpipe`; same code, other directory."""
-    from pipeline.kubeflow_runner import IMAGE_ASSETS_DIR, bake
+    """The Dockerfile runs `python -m ganpipe.kubeflow.runner bake /opt/ganpipe`; same code, other directory."""
+    from ganpipe.kubeflow.runner import IMAGE_ASSETS_DIR, bake
 
     baked = bake(str(tmp_path))
     in_image = {IMAGE_ASSETS_DIR + path[len(str(tmp_path)):] for path in baked}
@@ -135,7 +135,7 @@ def test_what_a_cluster_cannot_use_is_refused_before_compiling(tmp_path, flags, 
 
 
 def test_cluster_config_keeps_local_settings_and_fills_cluster_locations():
-    from pipeline.kubeflow_runner import cluster_config, cluster_input
+    from ganpipe.kubeflow.runner import cluster_config, cluster_input
 
     config = compile_config(**{"data.path": "gs://bucket/images", "data.format": "folder"})
     cluster = cluster_config(config)
@@ -148,7 +148,7 @@ def test_cluster_config_keeps_local_settings_and_fills_cluster_locations():
 
 def test_inside_a_pod_a_multi_worker_run_also_launches_a_tfjob(monkeypatch):
     """The CronJob route: `ganpipe run` in a pod (Kubernetes sets KUBERNETES_SERVICE_HOST)."""
-    from pipeline.pipeline import create_pipeline, trains_as_tfjob
+    from ganpipe.pipeline.pipeline import create_pipeline, trains_as_tfjob
 
     config = load_config(None, {"train.workers": "2", "output_dir": "/tmp/unused"})
 

@@ -15,7 +15,9 @@ import types
 import kfp
 import pytest
 
-from pipeline import cli, cron, kfp_client
+from ganpipe.cli import main as cli
+
+from ganpipe.kubeflow import cron, client as kfp_client
 
 HOST = "http://kfp.example.test:8080"
 

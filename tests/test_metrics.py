@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 from sklearn.datasets import load_digits
 
-from trainer import feature_extractors, metrics
+from ganpipe.evaluation import feature_extractors, metrics
 
 # sha256 of random-conv-v1's weights. If this changes, numbers from before and
 # after are no longer comparable: give the extractor a new versioned name.
@@ -236,7 +236,7 @@ def test_features_are_identical_in_another_process(tmp_path, digits):
     images = digits[:64]
     np.save(tmp_path / "images.npy", images)
     script = (
-        "import sys, numpy as np; from trainer.feature_extractors import get_extractor; "
+        "import sys, numpy as np; from ganpipe.evaluation.feature_extractors import get_extractor; "
         "e = get_extractor('random-conv'); "
         f"np.save(sys.argv[1], e(np.load(sys.argv[2]))); print(e.weights_fingerprint())"
     )
@@ -464,7 +464,7 @@ def test_inception_v3_without_weights_says_how_to_get_them(tmp_path, monkeypatch
     with pytest.raises(FileNotFoundError, match="Nothing is downloaded"):
         feature_extractors.get_extractor("inception-v3")
     # A local run says so before it trains, not after.
-    from pipeline.config import ConfigError, load_config
+    from ganpipe.pipeline.config import ConfigError, load_config
 
     with pytest.raises(ConfigError, match="Nothing is downloaded"):
         load_config(None, {"evaluate.extractor": "inception-v3"}).evaluate.check_files()

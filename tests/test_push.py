@@ -22,10 +22,10 @@ import pytest
 import tensorflow as tf
 from tfx.types import channel, standard_artifacts
 
-from components.serving_pusher import ServingPusher, executor as pusher_executor, layout
-from pipeline import generate as generate_cli
+from ganpipe.components.serving_pusher import ServingPusher, executor as pusher_executor, layout
+from ganpipe.serving import generate as generate_cli
 from tests.conftest import REPO_ROOT
-from trainer import contract
+from ganpipe import contract
 
 
 def _fake_saved_model(folder: Path, megabytes: int = 4, files: int = 3, seed: int = 0) -> dict[str, int]:
@@ -292,7 +292,7 @@ def test_generate_resolves_versions_and_is_byte_identical_per_seed(tmp_path):
 
 
 def test_push_config_checks_retention_and_destination():
-    from pipeline.config import ConfigError, load_config
+    from ganpipe.pipeline.config import ConfigError, load_config
 
     assert load_config(None, {}).push.keep_versions == 5
     assert load_config(None, {"push.keep_versions": "0"}).push.keep_versions == 0

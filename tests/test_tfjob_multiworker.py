@@ -3,7 +3,7 @@
 This is the cluster's code path minus Kubernetes: the command is taken from
 the TFJob manifest the Trainer would submit (only `python` is resolved to
 this venv's interpreter), and each process gets the TF_CONFIG that
-trainer.cluster.tf_config builds, which is the shape the training operator
+ganpipe.trainer.cluster.tf_config builds, which is the shape the training operator
 injects (same task type, indices and cluster size; loopback ports instead of
 `<job>-worker-<i>.<ns>.svc:2222`).
 """
@@ -24,10 +24,10 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 import tensorflow as tf  # noqa: E402
 
-from components.tfjob_trainer import spec  # noqa: E402
-from components.tfjob_trainer.settings import TFJobSettings  # noqa: E402
+from ganpipe.components.tfjob_trainer import spec  # noqa: E402
+from ganpipe.components.tfjob_trainer.settings import TFJobSettings  # noqa: E402
 from trainer import cluster, contract  # noqa: E402
-from trainer.config import TrainerConfig  # noqa: E402
+from ganpipe.trainer.config import TrainerConfig  # noqa: E402
 
 WORKERS = 2
 TIMEOUT_S = 300
@@ -56,7 +56,7 @@ def write_examples(split_dir: Path, count: int = 64, size: int = 16) -> str:
 
 
 def test_tfjob_workers_train_together_and_the_chief_exports(tmp_path: Path):
-    from trainer.launcher import free_ports
+    from ganpipe.trainer.local_workers import free_ports
 
     train_files = write_examples(tmp_path / "examples" / "Split-train")
     model_dir, run_dir = tmp_path / "model" / "Format-Serving", tmp_path / "model_run"
@@ -64,7 +64,7 @@ def test_tfjob_workers_train_together_and_the_chief_exports(tmp_path: Path):
     job = spec.build_tfjob(spec.job_name("ganpipe", str(model_dir)), TFJobSettings(image="ganpipe:test"),
                            cfg, WORKERS, [train_files], str(model_dir), str(run_dir))
     command = spec.worker_container(job)["command"]
-    assert command[:3] == ["python", "-m", "trainer.task"]
+    assert command[:3] == ["python", "-m", "ganpipe.trainer.task"]
     local_command = [sys.executable, *command[1:]]
 
     addresses = [f"127.0.0.1:{port}" for port in free_ports(WORKERS)]

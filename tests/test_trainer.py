@@ -24,14 +24,14 @@ import pytest  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
 from trainer import contract  # noqa: E402
-from trainer.config import SUPPORTED_CHANNELS, SUPPORTED_IMAGE_SIZES, TrainerConfig  # noqa: E402
-from trainer.data import NoDataError, load_images, make_dataset  # noqa: E402
-from trainer.losses import (  # noqa: E402
+from ganpipe.trainer.config import SUPPORTED_CHANNELS, SUPPORTED_IMAGE_SIZES, TrainerConfig  # noqa: E402
+from ganpipe.trainer.data import NoDataError, load_images, make_dataset  # noqa: E402
+from ganpipe.trainer.losses import (  # noqa: E402
     discriminator_loss, discriminator_loss_per_example, generator_loss, generator_loss_per_example,
 )
-from trainer.models import build_discriminator, build_generator  # noqa: E402
-from trainer.task import run_fn  # noqa: E402
-from trainer.train import train  # noqa: E402
+from ganpipe.trainer.models import build_discriminator, build_generator  # noqa: E402
+from ganpipe.trainer.task import run_fn  # noqa: E402
+from ganpipe.trainer.train import train  # noqa: E402
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
@@ -296,7 +296,7 @@ def test_training_changes_weights_and_is_reproducible(tmp_path: Path, train_patt
 
 
 def test_training_on_files_without_examples_fails_clearly(tmp_path: Path):
-    from trainer.train import EmptyDatasetError
+    from ganpipe.trainer.train import EmptyDatasetError
 
     _write_split(tmp_path / "Split-train", _blobs(0, 16, 1, seed=3), files=1)  # a file, no records
     with pytest.raises(EmptyDatasetError, match="holds no examples"):
@@ -420,7 +420,7 @@ def test_export_object_graph_has_no_keras_types(trained: types.SimpleNamespace):
 def test_cli_rejects_bad_config_without_loading_tensorflow(tmp_path: Path):
     done = subprocess.run(
         [sys.executable, "-c",
-         "import sys, trainer.task as t; rc = t.main(sys.argv[1:]); "
+         "import sys, ganpipe.trainer.task as t; rc = t.main(sys.argv[1:]); "
          "assert 'tensorflow' not in sys.modules; sys.exit(rc)",
          "--train-files", "x", "--model-dir", str(tmp_path / "m"), "--run-dir", str(tmp_path / "r"),
          "--config-json", '{"image_size": 16, "no_such_setting": 1}'],
@@ -432,12 +432,12 @@ def test_cli_rejects_bad_config_without_loading_tensorflow(tmp_path: Path):
 
 
 def test_cli_trains_and_exports_without_tfx(tmp_path: Path, train_pattern: str):
-    """`python -m trainer.task` end to end, and proof that the trainer never imports tfx."""
+    """`python -m ganpipe.trainer.task` end to end, and proof that the trainer never imports tfx."""
     config = json.dumps({**TINY, "steps": 2, "log_every": 1, "sample_every": 2})
     script = textwrap.dedent("""
         import runpy, sys
         try:
-            runpy.run_module("trainer.task", run_name="__main__", alter_sys=True)
+            runpy.run_module("ganpipe.trainer.task", run_name="__main__", alter_sys=True)
         except SystemExit as exit_:
             code = exit_.code
         else:
@@ -460,7 +460,7 @@ def test_cli_trains_and_exports_without_tfx(tmp_path: Path, train_pattern: str):
 
 
 def test_cli_reports_missing_files_in_one_line(tmp_path: Path, capsys):
-    from trainer.task import main
+    from ganpipe.trainer.task import main
 
     code = main(["--train-files", str(tmp_path / "nothing" / "*"), "--model-dir", str(tmp_path / "m"),
                  "--run-dir", str(tmp_path / "r")])

@@ -13,13 +13,13 @@ import numpy as np  # noqa: E402
 import pytest  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
-from pipeline.config import ConfigError, load_config  # noqa: E402
+from ganpipe.pipeline.config import ConfigError, load_config  # noqa: E402
 from tests.test_trainer import TINY, _blobs, _scalars, _write_split, summarize_exports_in_clean_process  # noqa: E402
 from trainer import contract  # noqa: E402
-from trainer.config import TrainerConfig  # noqa: E402
-from trainer.data import make_dataset  # noqa: E402
-from trainer.task import train_and_export  # noqa: E402
-from trainer.train import GanTrainer, TrainingDataError, train_run  # noqa: E402
+from ganpipe.trainer.config import TrainerConfig  # noqa: E402
+from ganpipe.trainer.data import make_dataset  # noqa: E402
+from ganpipe.trainer.task import train_and_export  # noqa: E402
+from ganpipe.trainer.train import GanTrainer, TrainingDataError, train_run  # noqa: E402
 
 CLASSES = 3
 COMBINATIONS = {
@@ -167,7 +167,7 @@ def test_options_map_from_yaml_and_set(tmp_path: Path):
 
 
 def test_discriminator_dropout_zero_makes_training_mode_deterministic():
-    from trainer.models import build_discriminator
+    from ganpipe.trainer.models import build_discriminator
 
     images = tf.random.stateless_uniform((4, 32, 32, 1), seed=(1, 2), minval=-1.0, maxval=1.0)
     seeds = [tf.constant([3, 4], tf.int64), tf.constant([5, 6], tf.int64)]
@@ -182,7 +182,7 @@ def test_discriminator_dropout_zero_makes_training_mode_deterministic():
 
 
 def test_generator_batch_norm_uses_the_configured_momentum():
-    from trainer.models import build_generator
+    from ganpipe.trainer.models import build_generator
 
     for momentum in (0.9, 0.99):
         generator = build_generator(TrainerConfig(batch_norm_momentum=momentum))

@@ -19,9 +19,9 @@ import pytest  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
 from tests.test_trainer import TINY, _blobs, _write_split  # noqa: E402
-from trainer.checkpoints import CheckpointMismatchError  # noqa: E402
-from trainer.config import TrainerConfig  # noqa: E402
-from trainer.train import train_run  # noqa: E402
+from ganpipe.trainer.checkpoints import CheckpointMismatchError  # noqa: E402
+from ganpipe.trainer.config import TrainerConfig  # noqa: E402
+from ganpipe.trainer.train import train_run  # noqa: E402
 
 
 @pytest.fixture(scope="module")

@@ -28,7 +28,7 @@ from typing import Any
 
 import tensorflow as tf
 
-from trainer.config import TrainerConfig
+from ganpipe.trainer.config import TrainerConfig
 
 LOGGER = logging.getLogger(__name__)
 

@@ -12,9 +12,9 @@ import os
 import sys
 from typing import Any, Sequence
 
-from trainer.config import TrainerConfig
+from ganpipe.trainer.config import TrainerConfig
 
-WORKER_MODULE = "trainer.task"
+WORKER_MODULE = "ganpipe.trainer.task"
 WORKER_TASK_TYPE = "worker"
 TF_CONFIG_ENV = "TF_CONFIG"
 
@@ -53,7 +53,7 @@ def worker_args(
     run_dir: str,
     config: TrainerConfig,
 ) -> list[str]:
-    """Arguments after `python -m trainer.task`, identical for every worker."""
+    """Arguments after `python -m ganpipe.trainer.task`, identical for every worker."""
     return [
         "--train-files", *train_files,
         "--model-dir", model_dir,

@@ -11,8 +11,8 @@ from __future__ import annotations
 import numpy as np
 import tensorflow as tf
 
-from trainer import contract
-from trainer.config import TrainerConfig
+from ganpipe import contract
+from ganpipe.trainer.config import TrainerConfig
 
 # ExampleGen writes GZIP-compressed TFRecords.
 COMPRESSION = "GZIP"

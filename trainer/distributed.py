@@ -20,7 +20,7 @@ from typing import Callable
 
 import tensorflow as tf
 
-from trainer.cluster import cluster_size, tf_config_from_env
+from ganpipe.trainer.cluster import cluster_size, tf_config_from_env
 
 LOGGER = logging.getLogger(__name__)
 

@@ -18,9 +18,9 @@ from __future__ import annotations
 import keras
 import tensorflow as tf
 
-from trainer import contract
-from trainer.config import TrainerConfig
-from trainer.models import labels_for_latents, latents_for_seeds, to_uint8
+from ganpipe import contract
+from ganpipe.trainer.config import TrainerConfig
+from ganpipe.trainer.models import labels_for_latents, latents_for_seeds, to_uint8
 
 
 class GeneratorModule(tf.Module):

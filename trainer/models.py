@@ -27,8 +27,8 @@ import keras
 import tensorflow as tf
 from keras import layers
 
-from trainer.config import TrainerConfig
-from trainer.distributed import replica_rows
+from ganpipe.trainer.config import TrainerConfig
+from ganpipe.trainer.distributed import replica_rows
 
 # Largest starting resolution: beyond it the Dense projection gets huge, so
 # larger images (64, 128) start at 8x8 and add upsampling blocks instead.

@@ -1,4 +1,4 @@
-"""Entry points: TFX Trainer's ``run_fn`` and the ``python -m trainer.task`` worker command.
+"""Entry points: TFX Trainer's ``run_fn`` and the ``python -m ganpipe.trainer.task`` worker command.
 
 Both do the same thing (train, export the generator, keep plots and logs), so
 a TFX run, a local multi-worker run and a Kubeflow TFJob produce the same
@@ -24,8 +24,8 @@ import sys
 import warnings
 from typing import Any, Mapping, Sequence
 
-from trainer.config import TrainerConfig
-from trainer.cluster import cluster_size, tf_config_from_env
+from ganpipe.trainer.config import TrainerConfig
+from ganpipe.trainer.cluster import cluster_size, tf_config_from_env
 
 LOGGER = logging.getLogger(__name__)
 CUSTOM_CONFIG_KEY = "trainer"  # custom_config = {"trainer": TrainerConfig.to_dict()}
@@ -52,15 +52,15 @@ def train_and_export(cfg: TrainerConfig, train_files: Sequence[str], model_dir: 
                      strategy: Any = None) -> None:
     """Trains (resuming from a checkpoint if one exists); the chief writes the SavedModel to model_dir."""
     # Imported here so `--help` and config errors answer without loading TensorFlow.
-    from trainer.export import export_generator
-    from trainer.train import train_run
+    from ganpipe.trainer.export import export_generator
+    from ganpipe.trainer.train import train_run
 
     result = train_run(cfg, list(train_files), run_dir, strategy)
     if result.chief:
         export_generator(result.generator, result.cfg, model_dir)
         LOGGER.info("exported generator to %s; plots and logs in %s", model_dir, run_dir)
     if strategy is not None:
-        from trainer.distributed import barrier
+        from ganpipe.trainer.distributed import barrier
 
         # Workers leave together: a worker exiting while the chief still exports would see the
         # coordination service's heartbeats fail and stall on shutdown.
@@ -68,7 +68,7 @@ def train_and_export(cfg: TrainerConfig, train_files: Sequence[str], model_dir: 
 
 
 def launch_local_workers(cfg: TrainerConfig, train_files: Sequence[str], model_dir: str, run_dir: str) -> int:
-    from trainer.launcher import launch
+    from ganpipe.trainer.local_workers import launch
 
     return launch(list(train_files), model_dir, run_dir, cfg)
 
@@ -82,14 +82,14 @@ def run_fn(fn_args: Any) -> None:
             raise WorkersFailedError(f"training on {cfg.workers} local workers failed (exit code {code}); "
                                      "see the [worker-i] lines in the log")
         return
-    from trainer.distributed import strategy_from_environment
+    from ganpipe.trainer.distributed import strategy_from_environment
 
     train_and_export(cfg, fn_args.train_files, fn_args.serving_model_dir, fn_args.model_run_dir,
                      strategy_from_environment())
 
 
 def _parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(prog="python -m trainer.task", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(prog="python -m ganpipe.trainer.task", description=__doc__.splitlines()[0])
     parser.add_argument("--train-files", nargs="+", required=True, metavar="PATTERN",
                         help="TFRecord glob(s), e.g. '<examples>/Split-train/*'")
     parser.add_argument("--model-dir", required=True, help="where the serving SavedModel is written")
@@ -100,7 +100,7 @@ def _parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    from trainer.launcher import die_with_launcher
+    from ganpipe.trainer.local_workers import die_with_launcher
 
     die_with_launcher()  # no-op unless the local launcher started this process
     args = _parse_args(argv)
@@ -124,12 +124,12 @@ def main(argv: Sequence[str] | None = None) -> int:
                        tasks, cfg.workers)
 
     # The strategy first: MultiWorkerMirroredStrategy must set up collectives before any other TF work.
-    from trainer.distributed import strategy_from_environment
+    from ganpipe.trainer.distributed import strategy_from_environment
 
     strategy = strategy_from_environment()
-    from trainer.checkpoints import CheckpointMismatchError
-    from trainer.data import NoDataError
-    from trainer.train import TrainingDataError
+    from ganpipe.trainer.checkpoints import CheckpointMismatchError
+    from ganpipe.trainer.data import NoDataError
+    from ganpipe.trainer.train import TrainingDataError
 
     try:
         train_and_export(cfg, args.train_files, args.model_dir, args.run_dir, strategy)

@@ -32,16 +32,16 @@ import tensorflow as tf
 from tqdm.auto import tqdm
 from tqdm.contrib.logging import logging_redirect_tqdm
 
-from trainer import visualize
-from trainer.checkpoints import CheckpointKeeper, checkpoint_directory
-from trainer.config import TrainerConfig
-from trainer.data import make_dataset, read_labels
-from trainer.distributed import is_chief, replica_rows, same_on_all_replicas, task_of
-from trainer.losses import (
+from ganpipe.trainer import visualize
+from ganpipe.trainer.checkpoints import CheckpointKeeper, checkpoint_directory
+from ganpipe.trainer.config import TrainerConfig
+from ganpipe.trainer.data import make_dataset, read_labels
+from ganpipe.trainer.distributed import is_chief, replica_rows, same_on_all_replicas, task_of
+from ganpipe.trainer.losses import (
     discriminator_loss_per_example, generator_loss_per_example, gradient_penalty_per_example,
     r1_penalty_per_example,
 )
-from trainer.models import build_discriminator, build_generator, latents_for_seeds, to_uint8
+from ganpipe.trainer.models import build_discriminator, build_generator, latents_for_seeds, to_uint8
 
 LOGGER = logging.getLogger(__name__)
 
@@ -329,7 +329,7 @@ def train_run(cfg: TrainerConfig, train_files: list[str], run_dir: str,
 
     Sets Keras' global random seed (Python, NumPy, TF) to ``cfg.seed`` so
     weight initialisation is reproducible. ``strategy`` defaults to the one
-    in scope (the default strategy); trainer.task picks it from the
+    in scope (the default strategy); ganpipe.trainer.task picks it from the
     environment.
     """
     strategy = strategy or tf.distribute.get_strategy()

@@ -15,7 +15,7 @@ from tfx.dsl.components.base import base_component, executor_spec
 from tfx.types import standard_artifacts
 from tfx.types.component_spec import ChannelParameter, ExecutionParameter
 
-from components.data_gate import executor
+from ganpipe.components.data_gate import executor
 
 
 class DataGateSpec(types.ComponentSpec):

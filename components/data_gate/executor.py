@@ -15,7 +15,7 @@ from tfx.dsl.components.base import base_executor
 from tfx.types import artifact_utils
 from tfx.utils import io_utils
 
-from components.data_gate import checks
+from ganpipe.components.data_gate import checks
 
 INGEST_REPORT = "ingest_report.json"
 ANOMALIES_FILE = "SchemaDiff.pb"

@@ -1,5 +1,5 @@
 """GanEvaluator: scores a generator by FID against real images and blesses it or not."""
 
-from components.gan_evaluator.component import GanEvaluator
+from ganpipe.components.gan_evaluator.component import GanEvaluator
 
 __all__ = ["GanEvaluator"]

@@ -19,7 +19,7 @@ from tfx.dsl.components.base import base_component, executor_spec
 from tfx.types import standard_artifacts, standard_component_specs
 from tfx.types.component_spec import ChannelParameter, ExecutionParameter
 
-from components.gan_evaluator import executor
+from ganpipe.components.gan_evaluator import executor
 
 
 class GanEvaluatorSpec(types.ComponentSpec):

@@ -21,12 +21,13 @@ from tfx.dsl.components.base import base_executor
 from tfx.types import artifact_utils, standard_component_specs
 from tfx.utils import io_utils, path_utils
 
-from components.gan_evaluator import report as report_writer
-from components.gan_evaluator.rules import SampleChecker, Thresholds, judge
-from components.gan_evaluator.sampling import (GeneratorLoadError, Sampled, generated_batches, load_generator,
+from ganpipe.components.gan_evaluator import report as report_writer
+from ganpipe.components.gan_evaluator.rules import SampleChecker, Thresholds, judge
+from ganpipe.components.gan_evaluator.sampling import (GeneratorLoadError, Sampled, generated_batches, load_generator,
                                                real_batches, summarize)
-from trainer import contract, metrics
-from trainer.feature_extractors import FeatureExtractor, get_extractor
+from ganpipe import contract
+from ganpipe.evaluation import metrics
+from ganpipe.evaluation.feature_extractors import FeatureExtractor, get_extractor
 
 EXTRACTOR_KEY = "extractor"
 NUM_SAMPLES_KEY = "num_samples"

@@ -17,7 +17,7 @@ import tensorflow as tf
 from tfx import types
 from tfx.utils import io_utils
 
-from trainer import visualize
+from ganpipe.trainer import visualize
 
 METRICS_FILE = "metrics.json"
 INDEX_FILE = "index.html"

@@ -18,9 +18,11 @@ import tensorflow as tf
 from tfx.types import artifact_utils
 from tfx.utils import path_utils
 
-from components.gan_evaluator.rules import SampleChecker
-from trainer import contract, data, metrics
-from trainer.feature_extractors import FeatureExtractor
+from ganpipe.components.gan_evaluator.rules import SampleChecker
+from ganpipe import contract
+from ganpipe.trainer import data
+from ganpipe.evaluation import metrics
+from ganpipe.evaluation.feature_extractors import FeatureExtractor
 
 BATCH = 256
 GRID_IMAGES = 64

@@ -23,7 +23,7 @@ from typing import Optional
 import numpy as np
 from PIL import Image
 
-from components.image_example_gen.errors import IngestInputError
+from ganpipe.components.image_example_gen.errors import IngestInputError
 
 IDX = "idx"
 NPZ = "npz"

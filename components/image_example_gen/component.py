@@ -13,7 +13,7 @@ from tfx.dsl.components.base import base_component, executor_spec
 from tfx.types import standard_artifacts
 from tfx.types.component_spec import ChannelParameter, ExecutionParameter
 
-from components.image_example_gen import executor
+from ganpipe.components.image_example_gen import executor
 
 INPUT_FORMATS = ("auto", "folder", "idx", "npz")
 

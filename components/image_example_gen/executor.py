@@ -21,8 +21,8 @@ from tfx.dsl.components.base import base_beam_executor
 from tfx.proto import example_gen_pb2
 from tfx.types import artifact_utils
 
-from components.image_example_gen import ingest, report, sources
-from components.image_example_gen.errors import IngestInputError
+from ganpipe.components.image_example_gen import ingest, report, sources
+from ganpipe.components.image_example_gen.errors import IngestInputError
 
 EXAMPLES_KEY = "examples"
 INPUT_BASE_KEY = "input_base"

@@ -19,8 +19,8 @@ from typing import Iterator
 import apache_beam as beam
 import tensorflow as tf
 
-from components.image_example_gen import arrays, report, sources, validation
-from trainer import contract
+from ganpipe.components.image_example_gen import arrays, report, sources, validation
+from ganpipe import contract
 
 REJECTED = "rejected"
 TFRECORD_PREFIX = "data_tfrecord"  # what stock ExampleGen names its shards

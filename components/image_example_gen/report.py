@@ -12,7 +12,7 @@ from __future__ import annotations
 import collections
 from typing import Iterable, Optional
 
-from trainer import contract
+from ganpipe import contract
 
 REPORT_FILE = "ingest_report.json"
 # The report lists at most this many rejected files (first by source path);

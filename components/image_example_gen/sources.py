@@ -16,8 +16,8 @@ import dataclasses
 import os
 from typing import Union
 
-from components.image_example_gen import arrays, validation
-from components.image_example_gen.errors import IngestInputError
+from ganpipe.components.image_example_gen import arrays, validation
+from ganpipe.components.image_example_gen.errors import IngestInputError
 
 __all__ = [
     "IngestInputError", "FORMATS", "FileItem", "ArrayChunk", "InputPlan",

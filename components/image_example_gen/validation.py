@@ -5,7 +5,7 @@ Why two decoders. Pillow reads the header first (so a 100,000-pixel-wide
 TensorFlow is what the trainer decodes with, and it is the stricter of the two
 on PNG (Pillow happily loads a PNG whose IEND chunk is cut off). An image is
 accepted only when TF decodes it and, when its channel count differs from the
-trainer's C, ``trainer.data.decode_as(data, C)`` (the trainer's own decode)
+trainer's C, ``ganpipe.trainer.data.decode_as(data, C)`` (the trainer's own decode)
 converts it; what TF cannot read that way is rejected as
 ``unsupported_encoding`` instead of crashing the trainer later.
 
@@ -119,10 +119,10 @@ def validate_image(data: bytes, channels: int, convert_channels: bool) -> ImageC
             f"{found} channel(s) ({kind}), expected {channels}: set data.convert_channels=true to convert",
             **shape,
         )
-    # The trainer decodes with trainer.data.decode_as; run it once here so an
+    # The trainer decodes with ganpipe.trainer.data.decode_as; run it once here so an
     # accepted image is one the trainer can read.
     if found != channels:
-        from trainer.data import decode_as  # imports TF; see _tensorflow()
+        from ganpipe.trainer.data import decode_as  # imports TF; see _tensorflow()
 
         try:
             decode_as(tf.constant(data), channels)

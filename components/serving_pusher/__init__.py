@@ -1,5 +1,5 @@
 """ServingPusher: atomic, integer-versioned pushes to a TF Serving model directory."""
 
-from components.serving_pusher.component import ServingPusher
+from ganpipe.components.serving_pusher.component import ServingPusher
 
 __all__ = ["ServingPusher"]

@@ -13,7 +13,7 @@ from tfx.components.pusher.component import Pusher
 from tfx.dsl.components.base import executor_spec
 from tfx.proto import pusher_pb2
 
-from components.serving_pusher import executor
+from ganpipe.components.serving_pusher import executor
 
 
 class ServingPusher(Pusher):

@@ -19,7 +19,7 @@ from tfx.proto import pusher_pb2
 from tfx.types import artifact_utils, standard_component_specs
 from tfx.utils import io_utils, json_utils, proto_utils
 
-from components.serving_pusher import layout
+from ganpipe.components.serving_pusher import layout
 
 KEEP_VERSIONS_KEY = "keep_versions"
 

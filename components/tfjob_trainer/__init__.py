@@ -1,7 +1,7 @@
 """TFJob trainer: the stock TFX Trainer, whose executor runs N > 1 workers as a Kubeflow TFJob.
 
 TFX 1.16's Trainer trains in its own process only. On a cluster, this
-executor turns the same `python -m trainer.task` worker command the local
+executor turns the same `python -m ganpipe.trainer.task` worker command the local
 multi-worker launcher runs into a kubeflow.org/v1 TFJob, waits for it, and
 hands the chief's exported generator to TFX as the Trainer's Model artifact.
 

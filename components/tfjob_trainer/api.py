@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import Any, Protocol
 
-from components.tfjob_trainer import spec
+from ganpipe.components.tfjob_trainer import spec
 
 
 class TFJobApi(Protocol):

@@ -16,11 +16,11 @@ from tfx import types
 from tfx.components.trainer.executor import GenericExecutor
 from tfx.dsl.io import fileio
 
-from components.tfjob_trainer import spec
-from components.tfjob_trainer.api import KubernetesTFJobApi
-from components.tfjob_trainer.launcher import cancel_on_sigterm, run_tfjob
-from components.tfjob_trainer.settings import TFJobSettings
-from trainer.task import config_from_custom_config
+from ganpipe.components.tfjob_trainer import spec
+from ganpipe.components.tfjob_trainer.api import KubernetesTFJobApi
+from ganpipe.components.tfjob_trainer.launcher import cancel_on_sigterm, run_tfjob
+from ganpipe.components.tfjob_trainer.settings import TFJobSettings
+from ganpipe.trainer.task import config_from_custom_config
 
 SAVED_MODEL_FILE = "saved_model.pb"
 

@@ -15,9 +15,9 @@ import threading
 import time
 from typing import Any, Callable, Iterator
 
-from components.tfjob_trainer import spec
-from components.tfjob_trainer.api import TFJobApi
-from components.tfjob_trainer.status import FAILED, SUCCEEDED, JobState, job_state, pod_problem, replica_summary
+from ganpipe.components.tfjob_trainer import spec
+from ganpipe.components.tfjob_trainer.api import TFJobApi
+from ganpipe.components.tfjob_trainer.status import FAILED, SUCCEEDED, JobState, job_state, pod_problem, replica_summary
 
 LOG_TAIL_LINES = 30
 

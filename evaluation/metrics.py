@@ -4,7 +4,7 @@ This is the one place the project computes them. The evaluator's blessing
 decision, the trainer's monitoring and the benchmarks all call these
 functions, so a number in a report means the same thing everywhere.
 
-Everything here works on feature vectors (see ``trainer.feature_extractors``),
+Everything here works on feature vectors (see ``ganpipe.evaluation.feature_extractors``),
 never on pixels, and is plain NumPy/SciPy so it runs without TensorFlow.
 Statistics are kept in float64: FID subtracts large, nearly equal traces, and
 float32 accumulation over tens of thousands of samples loses the digits that

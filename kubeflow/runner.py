@@ -11,7 +11,7 @@ What differs from a local run, and why:
   - the pipeline root is `kubeflow.pipeline_root` (object storage or a path
     on the pipeline-root volume), never the compiling machine's disk;
   - the curated schema and the bundled `digits` data are baked into the image
-    (`python -m pipeline.kubeflow_runner bake DIR`, run by the Dockerfile), so
+    (`python -m ganpipe.kubeflow.runner bake DIR`, run by the Dockerfile), so
     the compiled spec points at files every step can read without uploads;
   - generators are pushed to the models volume TF Serving reads;
   - each step gets CPU/memory, the Trainer its GPUs (or, with
@@ -28,7 +28,7 @@ import os
 import sys
 import tempfile
 
-from pipeline.config import OBJECT_STORE_SCHEMES, ConfigError, PipelineConfig
+from ganpipe.pipeline.config import OBJECT_STORE_SCHEMES, ConfigError, PipelineConfig
 
 IMAGE_ASSETS_DIR = "/opt/ganpipe"  # where the Dockerfile bakes schemas and bundled data
 SCHEMAS_SUBDIR = "schemas"
@@ -64,7 +64,7 @@ def cluster_config(config: PipelineConfig) -> PipelineConfig:
 
 def cluster_input(config: PipelineConfig) -> tuple[str, str]:
     """(path, format) of the input as the steps see it; nothing is read from it here."""
-    from pipeline import datasets
+    from ganpipe.pipeline import datasets
 
     path, data_format = config.data.path, config.data.format
     if path == "digits":
@@ -81,7 +81,7 @@ def cluster_input(config: PipelineConfig) -> tuple[str, str]:
 
 def image_schema_file(config: PipelineConfig, scratch_dir: str) -> str:
     """Where the image holds the curated schema this config needs (the same file `bake` writes)."""
-    from pipeline import schema as curated_schema
+    from ganpipe.pipeline import schema as curated_schema
 
     local = curated_schema.write_schema(
         curated_schema.build_schema(config.train.channels, config.data.convert_channels),
@@ -92,9 +92,9 @@ def image_schema_file(config: PipelineConfig, scratch_dir: str) -> str:
 
 def bake(directory: str) -> list[str]:
     """Writes every curated schema variant and the bundled digits under `directory` (the Dockerfile runs this)."""
-    from pipeline import datasets
-    from pipeline import schema as curated_schema
-    from trainer.config import SUPPORTED_CHANNELS
+    from ganpipe.pipeline import datasets
+    from ganpipe.pipeline import schema as curated_schema
+    from ganpipe.trainer.config import SUPPORTED_CHANNELS
 
     written = [curated_schema.write_schema(curated_schema.build_schema(channels, convert),
                                            os.path.join(directory, SCHEMAS_SUBDIR))
@@ -110,7 +110,7 @@ def compile_pipeline(config: PipelineConfig, output_dir: str) -> CompiledPipelin
 
     from tfx import v1 as tfx
 
-    from pipeline.pipeline import create_pipeline
+    from ganpipe.pipeline.pipeline import create_pipeline
 
     os.makedirs(output_dir, exist_ok=True)
     with tempfile.TemporaryDirectory() as scratch:
@@ -136,7 +136,7 @@ def step_resources(config: PipelineConfig, component_id: str):
     """The ResourceSpec (CPU/memory limits and requests, accelerator) KFP gives a step's container."""
     from kfp.pipeline_spec import pipeline_spec_pb2
 
-    from pipeline.pipeline import trains_as_tfjob
+    from ganpipe.pipeline.pipeline import trains_as_tfjob
 
     resource_spec = pipeline_spec_pb2.PipelineDeploymentConfig.PipelineContainerSpec.ResourceSpec
     cluster = config.kubeflow
@@ -179,8 +179,8 @@ def _on_cluster_storage(path: str, config: PipelineConfig) -> bool:
 
 
 def _digits_file() -> str:
-    """The file name `bake` gives the bundled digits (asked of pipeline.datasets, not repeated here)."""
-    from pipeline import datasets
+    """The file name `bake` gives the bundled digits (asked of ganpipe.pipeline.datasets, not repeated here)."""
+    from ganpipe.pipeline import datasets
 
     with tempfile.TemporaryDirectory() as scratch:
         path, _ = datasets.materialize("digits", scratch)
@@ -188,7 +188,7 @@ def _digits_file() -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m pipeline.kubeflow_runner")
+    parser = argparse.ArgumentParser(prog="python -m ganpipe.kubeflow.runner")
     commands = parser.add_subparsers(dest="command", required=True)
     bake_command = commands.add_parser("bake", help="write the image's schemas and bundled data (Dockerfile)")
     bake_command.add_argument("directory", nargs="?", default=IMAGE_ASSETS_DIR)

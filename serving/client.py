@@ -1,7 +1,7 @@
 """Ask the TF Serving endpoint (k8s/base/serving.yaml) for generated images, over REST or gRPC.
 
-    python -m pipeline.serving_client --rest http://localhost:8501 --seeds 0 1 2 --out samples/
-    python -m pipeline.serving_client --grpc localhost:8500 --seeds 0 1 2 --out samples/
+    python -m ganpipe.serving.client --rest http://localhost:8501 --seeds 0 1 2 --out samples/
+    python -m ganpipe.serving.client --grpc localhost:8500 --seeds 0 1 2 --out samples/
 
 Both call the generator's `generate_from_seeds` signature (int64 seeds [N]
 -> uint8 images [N,H,W,C] and PNG bytes [N]; the same seed gives the same
@@ -21,7 +21,7 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from trainer import contract
+from ganpipe import contract
 
 DEFAULT_MODEL = "generator"
 TIMEOUT_S = 30.0
@@ -86,7 +86,7 @@ def call_grpc(target: str, seeds: Sequence[int], model_name: str = DEFAULT_MODEL
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m pipeline.serving_client", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(prog="python -m ganpipe.serving.client", description=__doc__.splitlines()[0])
     where = parser.add_mutually_exclusive_group(required=True)
     where.add_argument("--rest", metavar="URL", help="REST base URL, e.g. http://localhost:8501")
     where.add_argument("--grpc", metavar="HOST:PORT", help="gRPC target, e.g. localhost:8500")

@@ -14,7 +14,7 @@ import os
 import urllib.parse
 from typing import Any, Callable
 
-from pipeline import cron as cron_rules
+from ganpipe.kubeflow import cron as cron_rules
 
 HOST_ENV = "KF_PIPELINES_ENDPOINT"  # the kfp client's own variable
 

@@ -1,7 +1,7 @@
 """Local multi-worker training: N worker processes on loopback, one MultiWorkerMirrored cluster.
 
 Each worker runs exactly what a Kubernetes TFJob pod runs
-(``trainer.cluster.worker_command``, with ``trainer.cluster.tf_config`` in
+(``ganpipe.trainer.cluster.worker_command``, with ``ganpipe.trainer.cluster.tf_config`` in
 TF_CONFIG), so a run here exercises the cluster code path. The launcher:
 
 - picks free loopback ports and starts the workers;
@@ -32,8 +32,8 @@ import threading
 import time
 from typing import IO, Iterator, Sequence
 
-from trainer import cluster
-from trainer.config import TrainerConfig
+from ganpipe.trainer import cluster
+from ganpipe.trainer.config import TrainerConfig
 
 LOOPBACK = "127.0.0.1"
 GRACE_SECONDS = 10.0
@@ -185,7 +185,7 @@ def _write_lines(lines: list[bytes], prefix: str, out: IO[str], lock: threading.
 def die_with_launcher() -> None:
     """In a worker the launcher started: have the kernel SIGKILL this process when the launcher dies.
 
-    Called by the worker itself (trainer.task, before TensorFlow loads)
+    Called by the worker itself (ganpipe.trainer.task, before TensorFlow loads)
     rather than as a Popen preexec_fn: forking a multi-threaded parent (TFX,
     gRPC) to run Python code before exec can deadlock, and makes gRPC log
     about skipped fork handlers. If the launcher is already gone, exit now.

@@ -13,7 +13,7 @@ import sys
 import time
 import warnings
 
-from pipeline.config import ConfigError, load_config
+from ganpipe.pipeline.config import ConfigError, load_config
 
 EXIT_STOPPED = 1
 EXIT_BAD_INPUT = 2
@@ -83,13 +83,13 @@ def _train(args: argparse.Namespace) -> int:
         return EXIT_BAD_INPUT
     model_dir, run_dir = os.path.abspath(args.model_dir), os.path.abspath(args.run_dir)
     if cfg.workers > 1:
-        from trainer.launcher import launch
+        from ganpipe.trainer.local_workers import launch
 
         code = launch(args.train_files, model_dir, run_dir, cfg)
     else:
         import json
 
-        from trainer.task import main as train_in_this_process
+        from ganpipe.trainer.task import main as train_in_this_process
 
         code = train_in_this_process(["--train-files", *args.train_files, "--model-dir", model_dir,
                                       "--run-dir", run_dir, "--config-json", json.dumps(cfg.to_dict())])
@@ -115,7 +115,7 @@ def _add_generate_command(commands: argparse._SubParsersAction) -> None:
 
 def _generate(args: argparse.Namespace) -> int:
     """Same model, seed and n: the same PNG bytes."""
-    from pipeline.generate import ModelNotFoundError, generate
+    from ganpipe.serving.generate import ModelNotFoundError, generate
 
     try:
         model_dir = generate(args.model, args.out, count=args.n, seed=args.seed, version=args.version,
@@ -168,7 +168,7 @@ def _cluster_overrides(args: argparse.Namespace) -> dict[str, str]:
 
 def _compile_for_cluster(args: argparse.Namespace):
     """(config, package path): the given --package, or a fresh compile into <output>/kubeflow/."""
-    from pipeline.kubeflow_runner import compile_pipeline
+    from ganpipe.kubeflow.runner import compile_pipeline
 
     config = load_config(args.config, _cluster_overrides(args))
     if getattr(args, "package", None):
@@ -189,7 +189,7 @@ def _compile(args: argparse.Namespace) -> int:
 
 
 def _submit(args: argparse.Namespace) -> int:
-    from pipeline import kfp_client
+    from ganpipe.kubeflow import client as kfp_client
 
     try:
         config = load_config(args.config, _cluster_overrides(args))
@@ -205,7 +205,7 @@ def _submit(args: argparse.Namespace) -> int:
 
 
 def _schedule(args: argparse.Namespace) -> int:
-    from pipeline import cron, kfp_client
+    from ganpipe.kubeflow import cron, client as kfp_client
 
     try:
         config = load_config(args.config, _cluster_overrides(args))
@@ -244,8 +244,8 @@ def _overrides(args: argparse.Namespace) -> dict[str, str]:
 
 
 def _run(args: argparse.Namespace) -> int:
-    from components.image_example_gen.sources import IngestInputError
-    from pipeline import inputs
+    from ganpipe.components.image_example_gen.sources import IngestInputError
+    from ganpipe.pipeline import inputs
 
     try:
         config = load_config(args.config, _overrides(args))
@@ -259,8 +259,8 @@ def _run(args: argparse.Namespace) -> int:
     print(f"ganpipe: input: {data.summary}")
     print(f"ganpipe: output: {config.output_dir}")
 
-    from pipeline import summary
-    from pipeline.local_runner import run_local
+    from ganpipe.cli import summary
+    from ganpipe.pipeline.local_runner import run_local
 
     started_ms = int(time.time() * 1000)
     started = time.monotonic()
@@ -276,7 +276,7 @@ def _report_stop(error: Exception, output_dir: str) -> int:
     """The data gate's message is the whole story; anything else also gets its traceback saved."""
     import traceback
 
-    from components.data_gate.executor import DataGateError
+    from ganpipe.components.data_gate.executor import DataGateError
 
     print(f"ganpipe: the pipeline stopped: {error}", file=sys.stderr)
     if isinstance(error, DataGateError):

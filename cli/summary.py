@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import os
 
-from pipeline.config import PipelineConfig
-from pipeline.outcome import read_outcome
+from ganpipe.pipeline.config import PipelineConfig
+from ganpipe.cli.outcome import read_outcome
 
 SAMPLES_FILE = "samples.png"
 NUM_SAMPLES = 64
@@ -36,9 +36,9 @@ def summarize(config: PipelineConfig, started_ms: int, seconds: float) -> str:
 def write_samples(model_dir: str, examples_uri: str, config: PipelineConfig, path: str) -> None:
     import tensorflow as tf
 
-    from trainer import contract
-    from trainer.data import load_images
-    from trainer.visualize import save_comparison
+    from ganpipe import contract
+    from ganpipe.trainer.data import load_images
+    from ganpipe.trainer.visualize import save_comparison
 
     generator = tf.saved_model.load(model_dir)
     seeds = tf.range(NUM_SAMPLES, dtype=tf.int64)

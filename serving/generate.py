@@ -15,8 +15,8 @@ from typing import Optional
 
 import numpy as np
 
-from trainer import contract
-from trainer.visualize import image_grid
+from ganpipe import contract
+from ganpipe.trainer.visualize import image_grid
 
 SAVED_MODEL_FILE = "saved_model.pb"
 # Small samples (16x16) are scaled up so the grid is at least this wide.

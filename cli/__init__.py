@@ -1,0 +1,1 @@
+"""The `ganpipe` command: argument parsing, and what a finished run reports."""

@@ -1,0 +1,1 @@
+"""Kubeflow Pipelines: compile the pipeline for KFP (TFX KubeflowV2DagRunner), submit runs, schedule them."""
