@@ -42,7 +42,7 @@ def _parser() -> argparse.ArgumentParser:
     run = commands.add_parser("run", help="run the whole pipeline locally (LocalDagRunner)")
     run.add_argument("--data", help="image folder, IDX file/folder, .npz, TFRecords, or 'digits' (default)")
     run.add_argument("--format", help="auto (default), folder, idx, npz, tfrecord")
-    run.add_argument("--config", help="YAML file mapping onto the config (see docs/config.md)")
+    run.add_argument("--config", help="YAML file mapping onto the config (keys: README, Configuration)")
     run.add_argument("--output", help="where everything is written (default ./ganpipe_output)")
     run.add_argument("--steps", type=int, help="training steps (train.steps)")
     run.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
@@ -82,17 +82,10 @@ def _train(args: argparse.Namespace) -> int:
         print(f"ganpipe: error: {error}", file=sys.stderr)
         return EXIT_BAD_INPUT
     model_dir, run_dir = os.path.abspath(args.model_dir), os.path.abspath(args.run_dir)
-    if cfg.workers > 1:
-        from ganpipe.trainer.local_workers import launch
+    from ganpipe.trainer.task import configure_logging, train_with_exit_code
 
-        code = launch(args.train_files, model_dir, run_dir, cfg)
-    else:
-        import json
-
-        from ganpipe.trainer.task import main as train_in_this_process
-
-        code = train_in_this_process(["--train-files", *args.train_files, "--model-dir", model_dir,
-                                      "--run-dir", run_dir, "--config-json", json.dumps(cfg.to_dict())])
+    configure_logging()
+    code = train_with_exit_code(cfg, args.train_files, model_dir, run_dir)
     if code != 0:
         print(f"ganpipe: training failed (exit code {code})", file=sys.stderr)
         return EXIT_BAD_INPUT if code == EXIT_BAD_INPUT else EXIT_STOPPED
@@ -250,7 +243,7 @@ def _run(args: argparse.Namespace) -> int:
     try:
         config = load_config(args.config, _overrides(args))
         config.output_dir = os.path.abspath(config.output_dir)  # artifacts and printed paths are absolute
-        config.evaluate.check_files()
+        config.check_local_files()
         data = inputs.resolve(config)
     except (ConfigError, IngestInputError) as error:
         print(f"ganpipe: error: {error}", file=sys.stderr)

@@ -363,13 +363,6 @@ _PATH_KINDS: dict[str, Callable[[str], FeatureExtractor]] = {
 }
 
 
-def register_extractor(name: str, factory: Callable[[], FeatureExtractor]) -> None:
-    """Makes ``get_extractor(name)`` build ``factory()``; refuses to shadow a name."""
-    if name in _REGISTRY or name in _PATH_KINDS:
-        raise ValueError(f"feature extractor {name!r} is already registered")
-    _REGISTRY[name] = factory
-
-
 def available_extractors() -> list[str]:
     return sorted([*_REGISTRY, INCEPTION, f"{INCEPTION}:<weights.h5>", "keras:<model.keras>",
                    "savedmodel:<dir>"])

@@ -1,7 +1,7 @@
 """Sample-quality metrics over image features: FID, KID, precision/recall, density/coverage.
 
 This is the one place the project computes them. The evaluator's blessing
-decision, the trainer's monitoring and the benchmarks all call these
+decision and the benchmarks all call these
 functions, so a number in a report means the same thing everywhere.
 
 Everything here works on feature vectors (see ``ganpipe.evaluation.feature_extractors``),
@@ -77,22 +77,6 @@ class FeatureStats:
         self.count += features.shape[0]
         self._sum += centred.sum(axis=0)
         self._outer += centred.T @ centred
-        return self
-
-    def merge(self, other: "FeatureStats") -> "FeatureStats":
-        """Adds another accumulator's samples (e.g. from another worker); returns self."""
-        if other.dim != self.dim:
-            raise ValueError(f"cannot merge statistics of dimension {other.dim} into {self.dim}")
-        if other.count == 0:
-            return self
-        if self._shift is None:
-            self._shift = other._shift.copy()
-        # Re-express the other's sums around this accumulator's shift.
-        delta = other._shift - self._shift
-        self._outer += (other._outer + np.outer(other._sum, delta) + np.outer(delta, other._sum)
-                        + other.count * np.outer(delta, delta))
-        self._sum += other._sum + other.count * delta
-        self.count += other.count
         return self
 
     @property

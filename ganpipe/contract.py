@@ -1,6 +1,6 @@
 """Names shared across the pipeline: tf.Example features and generator signatures.
 
-These are the stable contracts in DESIGN.md. Ingestion writes the features,
+These are the stable contracts in docs/design.md. Ingestion writes the features,
 the trainer and evaluator read them, TF Serving clients call the signatures:
 change a name here and every one of them has to change with it.
 """
@@ -17,6 +17,9 @@ UNKNOWN_LABEL = -1
 
 TRAIN_SPLIT = "train"
 EVAL_SPLIT = "eval"
+
+# Written by ImageExampleGen next to the splits (Examples artifact URI); read by the DataGate.
+INGEST_REPORT_FILE = "ingest_report.json"
 
 # Generator SavedModel signatures.
 SERVING_SIGNATURE = "serving_default"  # z float32 [N, latent] -> images uint8 [N, H, W, C]

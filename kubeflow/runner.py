@@ -33,8 +33,6 @@ from ganpipe.pipeline.config import OBJECT_STORE_SCHEMES, ConfigError, PipelineC
 IMAGE_ASSETS_DIR = "/opt/ganpipe"  # where the Dockerfile bakes schemas and bundled data
 SCHEMAS_SUBDIR = "schemas"
 DATA_SUBDIR = "data"
-PIPELINE_ROOT_VOLUME = "pipeline-root"
-MODELS_VOLUME = "models"
 
 
 @dataclasses.dataclass(frozen=True)

@@ -18,9 +18,10 @@ from typing import Any, Mapping
 import yaml
 
 from ganpipe.trainer.config import TrainerConfig
-from ganpipe.evaluation.feature_extractors import parse_spec as parse_extractor_spec
+from ganpipe.components.image_example_gen import sources
+from ganpipe.evaluation.config import EvaluateConfig
 
-DATA_FORMATS = ("auto", "folder", "idx", "npz", "tfrecord")
+DATA_FORMATS = ("auto", *sources.FORMATS)
 BUNDLED_DATASETS = ("digits", "fashion-mnist")
 
 
@@ -59,67 +60,6 @@ class DataConfig:
             raise ConfigError(f"data.max_bad_fraction={self.max_bad_fraction}: must be in [0, 1]")
         if self.min_images < 2:
             raise ConfigError(f"data.min_images={self.min_images}: must be >= 2")
-
-
-@dataclasses.dataclass
-class EvaluateConfig:
-    """How the candidate generator is measured and when it is blessed.
-
-    Every limit set to 0 is off. Recall and coverage are off by default
-    because a briefly trained generator (the demo, the tests) reaches no real
-    sample's neighbourhood yet and scores 0 on both; production configs should
-    set them (see README "The gate").
-    """
-
-    # random-conv (offline default, NOT Inception FID), inception-v3 (Keras'
-    # cached ImageNet weights), inception-v3:<weights.h5>, keras:<model.keras>,
-    # savedmodel:<dir> (trainer/feature_extractors.py).
-    extractor: str = "random-conv"
-    num_samples: int = 512
-    seed: int = 1234
-    # Absolute limits: a candidate above them is never blessed.
-    max_fid: float = 0.0
-    max_kid: float = 0.0
-    # Mode-collapse limits: the share of real samples the candidate's samples
-    # reach (k-NN recall, k=3; coverage, k=5). Real-vs-real scores ~0.8-0.95.
-    min_recall: float = 0.0
-    min_coverage: float = 0.0
-    # Relative rule: the candidate must beat the blessed baseline's FID by at
-    # least this fraction (0.0 = not worse).
-    min_improvement: float = 0.0
-    # A blessed baseline exists but cannot be loaded or scored: false refuses
-    # the candidate (nobody can show it is not worse); true judges it as if
-    # there were no baseline. Either way the page says what happened.
-    ignore_unusable_baseline: bool = False
-
-    def validate(self) -> None:
-        try:
-            parse_extractor_spec(self.extractor)
-        except ValueError as error:
-            raise ConfigError(f"evaluate.extractor: {error}") from None
-        if self.num_samples < 16:
-            raise ConfigError(f"evaluate.num_samples={self.num_samples}: must be >= 16")
-        for name in ("max_fid", "max_kid"):
-            if getattr(self, name) < 0:
-                raise ConfigError(f"evaluate.{name}={getattr(self, name)}: must be >= 0 (0 disables it)")
-        for name in ("min_recall", "min_coverage"):
-            if not 0.0 <= getattr(self, name) <= 1.0:
-                raise ConfigError(f"evaluate.{name}={getattr(self, name)}: must be in [0, 1] (0 disables it)")
-        if not 0.0 <= self.min_improvement < 1.0:
-            raise ConfigError(f"evaluate.min_improvement={self.min_improvement}: must be in [0, 1)")
-
-    def check_files(self) -> None:
-        """For runs on this machine: the extractor's model or weights file exists (before hours of training)."""
-        from ganpipe.evaluation.feature_extractors import INCEPTION, cached_inception_weights
-
-        kind, path = parse_extractor_spec(self.extractor)
-        if path is not None and "://" not in path and not os.path.exists(path):
-            raise ConfigError(f"evaluate.extractor={self.extractor!r}: {path} does not exist")
-        if kind == INCEPTION and path is None:
-            try:
-                cached_inception_weights()
-            except FileNotFoundError as error:
-                raise ConfigError(f"evaluate.extractor: {error}") from None
 
 
 @dataclasses.dataclass
@@ -268,11 +208,18 @@ class PipelineConfig:
         self.data.validate()
         try:
             self.train.validate()
+            self.evaluate.validate()
         except ValueError as error:
             raise ConfigError(str(error)) from None
-        self.evaluate.validate()
         self.push.validate()
         self.kubeflow.validate()
+
+    def check_local_files(self) -> None:
+        """For runs on this machine: files the config names exist (before hours of training)."""
+        try:
+            self.evaluate.check_files()
+        except ValueError as error:
+            raise ConfigError(str(error)) from None
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -321,7 +268,7 @@ def _build(cls: type, values: Mapping[str, Any], prefix: str) -> Any:
             kwargs[name] = _coerce(value, field_type, key=prefix + name)
     try:
         return cls(**kwargs)
-    except ValueError as error:  # TrainerConfig validates in __post_init__
+    except ValueError as error:  # TrainerConfig and EvaluateConfig validate in __post_init__
         raise ConfigError(str(error)) from None
 
 

@@ -18,6 +18,7 @@ from ganpipe.components.data_gate.component import DataGate
 from ganpipe.components.gan_evaluator.component import GanEvaluator
 from ganpipe.components.image_example_gen.component import ImageExampleGen
 from ganpipe.components.serving_pusher.component import ServingPusher
+from ganpipe import contract
 from ganpipe.pipeline import schema as curated_schema
 from ganpipe.pipeline.config import PipelineConfig
 
@@ -90,15 +91,7 @@ def create_pipeline(
         examples=examples,
         model=trainer.outputs["model"],
         baseline_model=baseline_resolver.outputs["model"],
-        extractor=config.evaluate.extractor,
-        num_samples=config.evaluate.num_samples,
-        seed=config.evaluate.seed,
-        max_fid=config.evaluate.max_fid,
-        max_kid=config.evaluate.max_kid,
-        min_recall=config.evaluate.min_recall,
-        min_coverage=config.evaluate.min_coverage,
-        min_improvement=config.evaluate.min_improvement,
-        ignore_unusable_baseline=config.evaluate.ignore_unusable_baseline,
+        config=config.evaluate,
         image_size=config.train.image_size,
         channels=config.train.channels,
     )
@@ -160,7 +153,12 @@ def _trainer_executor_spec(config: PipelineConfig, on_cluster: bool | None):
 
 
 def _import_example_gen(data_path: str, eval_fraction: float) -> ImportExampleGen:
-    """Existing tf.Example TFRecords go through the stock component, split by hash."""
+    """Existing tf.Example TFRecords go through the stock component, split by content.
+
+    Buckets come from the hash of the `sha256` feature (the contract's content
+    digest), not of the serialized record, so duplicates land in the same
+    split as they do in ImageExampleGen.
+    """
     eval_buckets = max(1, round(eval_fraction * 100))
     input_base, pattern = (data_path, "*") if os.path.isdir(data_path) else os.path.split(data_path)
     return ImportExampleGen(
@@ -168,6 +166,7 @@ def _import_example_gen(data_path: str, eval_fraction: float) -> ImportExampleGe
         input_config=tfx.proto.Input(splits=[tfx.proto.Input.Split(name="single_split", pattern=pattern)]),
         output_config=tfx.proto.Output(
             split_config=tfx.proto.SplitConfig(
+                partition_feature_name=contract.SHA256_KEY,
                 splits=[
                     tfx.proto.SplitConfig.Split(name="train", hash_buckets=100 - eval_buckets),
                     tfx.proto.SplitConfig.Split(name="eval", hash_buckets=eval_buckets),

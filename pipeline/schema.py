@@ -4,7 +4,7 @@ Why curated instead of SchemaGen: SchemaGen infers a closed string domain for
 any string feature with at most 100 distinct values, so on a small dataset the
 per-image `source` and `sha256` features get a domain from the train split and
 every eval image becomes an "unexpected value" anomaly. The contract in
-DESIGN.md already says what an image example must look like; writing that down
+docs/design.md already says what an image example must look like; writing that down
 is both stricter (channels, sizes, presence) and stable across datasets.
 """
 

@@ -18,7 +18,8 @@ def test_anomalies_are_named_by_split_and_feature():
 
 
 def test_rejected_share_above_the_limit_stops_with_counts_by_reason():
-    report = {"total_files": 40, "rejected": {"corrupt_or_truncated": 3, "empty_file": 1, "not_an_image": 0}}
+    report = {"total_files": 40, "rejected_total": 4, "bad_fraction": 0.1,
+              "rejected": {"corrupt_or_truncated": 3, "empty_file": 1, "not_an_image": 0}}
     (problem,) = checks.ingest_problems(report, max_bad_fraction=0.05)
     assert "4 of 40" in problem and "10.0%" in problem
     assert "corrupt_or_truncated=3" in problem and "empty_file=1" in problem and "not_an_image" not in problem

@@ -30,6 +30,7 @@ import tfx.v1 as tfx
 
 from ganpipe.components.gan_evaluator import GanEvaluator, executor, rules, sampling
 from ganpipe import contract
+from ganpipe.evaluation.config import EvaluateConfig
 
 SIZE = 16
 CHANNELS = 1
@@ -166,10 +167,10 @@ def _evaluate(world, tmp_path: Path, candidate: str, baseline: str | None = None
     input_dict = {"examples": [world["examples"]], "model": [world["models"][candidate]]}
     if baseline is not None:
         input_dict["baseline_model"] = [world["models"][baseline]]
-    exec_properties = {"extractor": "random-conv", "num_samples": NUM_SAMPLES, "seed": 1234, "max_fid": 0.0,
-                       "max_kid": 0.0, "min_recall": 0.0, "min_coverage": 0.0, "min_improvement": 0.0,
-                       "ignore_unusable_baseline": 0, "image_size": SIZE, "channels": CHANNELS}
-    exec_properties.update(params)
+    # The floor-relative limits are off unless a test sets them: these tests are about the other rules.
+    limits = EvaluateConfig(num_samples=NUM_SAMPLES, max_fid_over_floor=0.0, min_coverage_of_floor=0.0)
+    exec_properties = {"config": json.dumps({**limits.to_dict(), **params}), "image_size": SIZE,
+                       "channels": CHANNELS}
     executor.Executor().Do(input_dict, {"blessing": [blessing], "evaluation": [evaluation]}, exec_properties)
     with open(os.path.join(evaluation.uri, "metrics.json")) as handle:
         return blessing, evaluation, json.load(handle)
@@ -197,7 +198,7 @@ def test_good_generator_without_baseline_is_blessed(world, tmp_path):
     assert report["baseline"] is None
     # The blurry generator is clearly worse than real images in this feature space.
     assert report["candidate"]["fid"] > 3 * report["real_floor"]["fid"] > 0
-    assert set(report["thresholds"]) == {"max_fid", "max_kid", "min_recall", "min_coverage", "min_improvement"}
+    assert set(report["settings"]) == set(EvaluateConfig().to_dict())
     for role in ("candidate", "real_floor"):
         scores = report[role]
         assert set(scores) >= {"fid", "kid", "kid_std", "precision", "recall", "density", "coverage", "diversity"}
@@ -274,7 +275,7 @@ def test_max_fid_and_max_kid_are_absolute_limits(world, tmp_path):
     assert _marker(blessing) == "NOT_BLESSED"
     assert any("max_fid" in reason for reason in report["reasons"])
     blessing, _, report = _evaluate(world, tmp_path / "loose", "blurry", max_fid=fid * 1.1)
-    assert _marker(blessing) == "BLESSED" and report["thresholds"]["max_fid"] == pytest.approx(fid * 1.1)
+    assert _marker(blessing) == "BLESSED" and report["settings"]["max_fid"] == pytest.approx(fid * 1.1)
     blessing, _, report = _evaluate(world, tmp_path / "kid", "blurry", max_kid=kid * 0.9)
     assert _marker(blessing) == "NOT_BLESSED" and "max_kid" in report["reasons"][0]
     assert _marker(_evaluate(world, tmp_path / "kid_ok", "blurry", max_kid=kid * 1.1)[0]) == "BLESSED"
@@ -321,7 +322,7 @@ def test_unusable_baseline_refuses_unless_config_says_ignore(world, tmp_path, ba
     assert "could not be scored" in Path(evaluation.uri, "index.html").read_text()
 
     blessing, _, report = _evaluate(world, tmp_path / "lenient", "blurry", baseline=baseline,
-                                    ignore_unusable_baseline=1)
+                                    ignore_unusable_baseline=True)
     assert _marker(blessing) == "BLESSED" and report["reasons"] == []
     assert any("as if there were no baseline" in note for note in report["notes"])
     # Lineage still records which baseline was considered, as the stock Evaluator does.
@@ -365,11 +366,10 @@ def test_stock_pusher_and_resolver_honour_the_blessing(world, tmp_path):
 def test_component_instantiates_with_and_without_baseline():
     examples = channel.Channel(type=standard_artifacts.Examples)
     model = channel.Channel(type=standard_artifacts.Model)
-    plain = GanEvaluator(examples=examples, model=model, image_size=16, channels=1)
+    plain = GanEvaluator(examples=examples, model=model, config=EvaluateConfig(), image_size=16, channels=1)
     assert "baseline_model" not in plain.inputs
-    assert plain.exec_properties["extractor"] == "random-conv"
-    assert plain.exec_properties["num_samples"] == 512 and plain.exec_properties["max_fid"] == 0.0
-    assert plain.exec_properties["ignore_unusable_baseline"] == 0
+    assert json.loads(plain.exec_properties["config"]) == EvaluateConfig().to_dict()
+    assert plain.exec_properties["image_size"] == 16 and plain.exec_properties["channels"] == 1
     assert set(plain.outputs) == {"blessing", "evaluation"}
     assert plain.outputs["blessing"].type == standard_artifacts.ModelBlessing
 
@@ -379,15 +379,15 @@ def test_component_instantiates_with_and_without_baseline():
         model_blessing=tfx.dsl.Channel(type=standard_artifacts.ModelBlessing),
     ).with_id("latest_blessed_model_resolver")
     with_baseline = GanEvaluator(examples=examples, model=model, baseline_model=resolver.outputs["model"],
-                                 image_size=28, channels=3, max_fid=50, min_improvement=0.05, min_coverage=0.4,
-                                 ignore_unusable_baseline=True)
+                                 image_size=28, channels=3,
+                                 config=EvaluateConfig(max_fid=50, min_improvement=0.05, min_coverage=0.4,
+                                                       ignore_unusable_baseline=True))
     assert "baseline_model" in with_baseline.inputs
-    assert with_baseline.exec_properties["max_fid"] == 50.0
-    assert with_baseline.exec_properties["min_improvement"] == 0.05
-    assert with_baseline.exec_properties["min_coverage"] == 0.4
-    assert with_baseline.exec_properties["ignore_unusable_baseline"] == 1
+    settings = EvaluateConfig.from_dict(json.loads(with_baseline.exec_properties["config"]))
+    assert settings == EvaluateConfig(max_fid=50, min_improvement=0.05, min_coverage=0.4,
+                                      ignore_unusable_baseline=True)
     with pytest.raises(TypeError):
-        GanEvaluator(examples=examples, model=model)  # image size and channels are required
+        GanEvaluator(examples=examples, model=model, config=EvaluateConfig())  # the image shape is required
 
 
 def test_streaming_in_small_batches_gives_the_same_scores(world):
@@ -404,7 +404,7 @@ def test_streaming_in_small_batches_gives_the_same_scores(world):
     np.testing.assert_array_equal(whole.grid, pieces.grid)
     first, second = metrics.score(whole.summary, reference), metrics.score(pieces.summary, reference)
     for key, value in first.to_dict().items():
-        assert getattr(second, key) == pytest.approx(value, rel=1e-6, abs=1e-12), key
+        assert getattr(second, key) == value, key  # bit for bit: the extractor sees fixed blocks
 
 
 def test_sample_checker_and_judge_rules():
@@ -426,21 +426,32 @@ def test_sample_checker_and_judge_rules():
     assert any("only 3 distinct" in p for p in problems(varied[np.arange(8) % 3]))
     assert any("NaN" in p for p in problems(np.full((8, 4, 4, 1), np.inf, np.float32)))
 
-    off = rules.Thresholds()
+    def limits(**values) -> EvaluateConfig:
+        return EvaluateConfig(**{"max_fid_over_floor": 0.0, "min_coverage_of_floor": 0.0, **values})
+
+    off = limits()
     good = {"fid": 10.0, "kid": 0.1, "recall": 0.5, "coverage": 0.6}
     assert rules.judge(good, [], None, off) == (True, [])
     assert rules.judge({**good, "fid": float("nan")}, [], None, off)[0] is False
     assert rules.judge(None, ["broken"], None, off)[1][0] == "broken"
     assert rules.judge(good, [], {"fid": 10.0}, off)[0] is True
-    assert rules.judge(good, [], {"fid": 10.5}, rules.Thresholds(min_improvement=0.1))[0] is False  # <= 9.45
-    assert rules.judge({**good, "fid": 9.0}, [], {"fid": 10.5}, rules.Thresholds(9.5, min_improvement=0.1))[0]
-    assert rules.judge({**good, "fid": 9.6}, [], None, rules.Thresholds(max_fid=9.5))[0] is False
-    assert rules.judge(good, [], None, rules.Thresholds(max_kid=0.05))[0] is False
-    assert rules.judge(good, [], None, rules.Thresholds(min_recall=0.6))[0] is False
-    assert rules.judge(good, [], None, rules.Thresholds(min_coverage=0.6))[0] is True
-    assert rules.judge({**good, "coverage": None}, [], None, rules.Thresholds(min_coverage=0.1))[0] is False
+    assert rules.judge(good, [], {"fid": 10.5}, limits(min_improvement=0.1))[0] is False  # <= 9.45
+    assert rules.judge({**good, "fid": 9.0}, [], {"fid": 10.5}, limits(max_fid=9.5, min_improvement=0.1))[0]
+    assert rules.judge({**good, "fid": 9.6}, [], None, limits(max_fid=9.5))[0] is False
+    assert rules.judge(good, [], None, limits(max_kid=0.05))[0] is False
+    assert rules.judge(good, [], None, limits(min_recall=0.6))[0] is False
+    assert rules.judge(good, [], None, limits(min_coverage=0.6))[0] is True
+    assert rules.judge({**good, "coverage": None}, [], None, limits(min_coverage=0.1))[0] is False
     assert rules.judge(good, [], None, off, baseline_error="gone")[0] is False
-    assert rules.judge(good, [], None, off, baseline_error="gone", ignore_unusable_baseline=True)[0] is True
+    assert rules.judge(good, [], None, limits(ignore_unusable_baseline=True), baseline_error="gone")[0] is True
+    # Floor-relative limits (on by default): FID within 8x the real floor's, coverage >= 0.25 of the floor's.
+    floor = {"fid": 1.0, "coverage": 0.9}
+    assert rules.judge({**good, "fid": 7.9, "coverage": 0.3}, [], None, EvaluateConfig(), real_floor=floor)[0]
+    too_far = rules.judge({**good, "fid": 8.1, "coverage": 0.3}, [], None, EvaluateConfig(), real_floor=floor)
+    assert too_far[0] is False and "max_fid_over_floor" in too_far[1][0]
+    too_narrow = rules.judge({**good, "fid": 2.0, "coverage": 0.2}, [], None, EvaluateConfig(), real_floor=floor)
+    assert too_narrow[0] is False and "min_coverage_of_floor" in too_narrow[1][0]
+    assert rules.judge({**good, "fid": 8.1, "coverage": 0.2}, [], None, off, real_floor=floor)[0] is True
 
 
 def test_evaluate_config_checks_rules_and_extractor_specs(tmp_path):
@@ -450,7 +461,7 @@ def test_evaluate_config_checks_rules_and_extractor_specs(tmp_path):
                                 "evaluate.extractor": f"keras:{tmp_path / 'f.keras'}"})
     assert config.evaluate.min_coverage == 0.5 and config.evaluate.ignore_unusable_baseline is True
     with pytest.raises(ConfigError, match="does not exist"):  # checked before a local run trains for hours
-        config.evaluate.check_files()
+        config.check_local_files()
     for key, value in (("evaluate.min_recall", "1.5"), ("evaluate.max_kid", "-1"),
                        ("evaluate.extractor", "inception"), ("evaluate.extractor", "savedmodel:")):
         with pytest.raises(ConfigError, match=key.replace(".", r"\.")):

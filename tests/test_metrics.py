@@ -114,16 +114,6 @@ def test_streaming_equals_one_shot():
     assert streamed == pytest.approx(metrics.fid(features, other), rel=1e-10)
 
 
-def test_merge_equals_one_accumulator():
-    rng = np.random.default_rng(6)
-    features = rng.normal(size=(500, 5)) + 10.0
-    left = metrics.FeatureStats.from_features(features[:200])
-    right = metrics.FeatureStats.from_features(features[200:] * 1.0)
-    merged = metrics.FeatureStats(5).merge(left).merge(right)
-    np.testing.assert_allclose(merged.mean, features.mean(axis=0), rtol=1e-12)
-    np.testing.assert_allclose(merged.covariance, np.cov(features, rowvar=False), rtol=1e-10)
-
-
 def test_large_common_offset_keeps_covariance_accurate():
     rng = np.random.default_rng(7)
     features = rng.normal(size=(2000, 4)) * 1e-2
@@ -467,7 +457,7 @@ def test_inception_v3_without_weights_says_how_to_get_them(tmp_path, monkeypatch
     from ganpipe.pipeline.config import ConfigError, load_config
 
     with pytest.raises(ConfigError, match="Nothing is downloaded"):
-        load_config(None, {"evaluate.extractor": "inception-v3"}).evaluate.check_files()
+        load_config(None, {"evaluate.extractor": "inception-v3"}).check_local_files()
     with pytest.raises(FileNotFoundError, match="does not exist"):
         feature_extractors.get_extractor(f"inception-v3:{tmp_path / 'missing.h5'}")
 

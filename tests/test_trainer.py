@@ -31,7 +31,7 @@ from ganpipe.trainer.losses import (  # noqa: E402
 )
 from ganpipe.trainer.models import build_discriminator, build_generator  # noqa: E402
 from ganpipe.trainer.task import run_fn  # noqa: E402
-from ganpipe.trainer.train import train  # noqa: E402
+from ganpipe.trainer.train import train_run  # noqa: E402
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
@@ -281,17 +281,17 @@ def test_training_writes_logs_and_plots(trained: types.SimpleNamespace):
 def test_training_changes_weights_and_is_reproducible(tmp_path: Path, train_pattern: str):
     cfg = TrainerConfig(**{**TINY, "steps": 3, "log_every": 3, "sample_every": 3})
     keras.utils.set_random_seed(cfg.seed)
-    initial = _weights(build_generator(cfg))  # train() initialises from the same seed
+    initial = _weights(build_generator(cfg))  # train_run() initialises from the same seed
 
-    first = _weights(train(cfg, [train_pattern], str(tmp_path / "a")))
-    second = _weights(train(cfg, [train_pattern], str(tmp_path / "b")))
+    first = _weights(train_run(cfg, [train_pattern], str(tmp_path / "a"))).generator
+    second = _weights(train_run(cfg, [train_pattern], str(tmp_path / "b"))).generator
 
     assert len(first) == len(initial)
     assert any(not np.array_equal(a, b) for a, b in zip(first, initial)), "training did not update weights"
     for a, b in zip(first, second):
         np.testing.assert_array_equal(a, b)
     reseeded = TrainerConfig(**{**cfg.to_dict(), "seed": 1})
-    other_seed = _weights(train(reseeded, [train_pattern], str(tmp_path / "c")))
+    other_seed = _weights(train_run(reseeded, [train_pattern], str(tmp_path / "c"))).generator
     assert any(not np.array_equal(a, b) for a, b in zip(first, other_seed))
 
 
@@ -300,7 +300,7 @@ def test_training_on_files_without_examples_fails_clearly(tmp_path: Path):
 
     _write_split(tmp_path / "Split-train", _blobs(0, 16, 1, seed=3), files=1)  # a file, no records
     with pytest.raises(EmptyDatasetError, match="holds no examples"):
-        train(TrainerConfig(**TINY), [str(tmp_path / "Split-train" / "*")], str(tmp_path / "run"))
+        train_run(TrainerConfig(**TINY), [str(tmp_path / "Split-train" / "*")], str(tmp_path / "run"))
 
 
 # ---------------------------------------------------------------- export

@@ -1,9 +1,9 @@
 """tf.Example TFRecords (as ExampleGen writes them) -> image batches.
 
-One decode path serves training (``make_dataset``: float batches in [-1, 1])
-and everything that needs real reference images (``load_images``: uint8), so
-the evaluator compares the generator against exactly the pixels it was
-trained on.
+One decode path (``decode_example``) serves training (``make_dataset``: float
+batches in [-1, 1]), the run summary's real images (``load_images``: uint8)
+and the evaluator component's real reference, so the generator is compared
+against exactly the pixels it was trained on.
 """
 
 from __future__ import annotations

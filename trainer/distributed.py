@@ -1,6 +1,6 @@
 """Which tf.distribute strategy a process trains under, and what its replicas share.
 
-The rule (DESIGN.md): a TF_CONFIG naming several workers means
+The rule (docs/design.md, "Trainer"): a TF_CONFIG naming several workers means
 MultiWorkerMirroredStrategy (each worker one process; the local launcher or a
 TFJob sets TF_CONFIG); several local GPUs mean MirroredStrategy; anything
 else the default strategy. Worker 0 is the chief: only it writes the things a

@@ -317,12 +317,6 @@ class TrainResult:
     start_step: int  # the checkpoint step this run resumed from; 0 for a fresh start
 
 
-def train(cfg: TrainerConfig, train_files: list[str], run_dir: str,
-          strategy: tf.distribute.Strategy | None = None) -> keras.Model:
-    """Trains for ``cfg.steps`` steps and returns the generator to export (see :func:`train_run`)."""
-    return train_run(cfg, train_files, run_dir, strategy).generator
-
-
 def train_run(cfg: TrainerConfig, train_files: list[str], run_dir: str,
               strategy: tf.distribute.Strategy | None = None) -> TrainResult:
     """Trains (or resumes) to ``cfg.steps``; logs, plots, samples and checkpoints go under run_dir.

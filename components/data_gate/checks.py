@@ -21,12 +21,15 @@ def anomaly_problems(split: str, anomalies: anomalies_pb2.Anomalies) -> list[str
 
 
 def ingest_problems(report: Mapping, max_bad_fraction: float) -> list[str]:
-    """Rejected files above the configured share stop the run; the reasons are counted."""
-    total = int(report.get("total_files", 0))
-    rejected = report.get("rejected", {}) or {}
-    bad = sum(int(count) for count in rejected.values())
-    if total == 0 or bad / total <= max_bad_fraction:
+    """Rejected files above the configured share stop the run; the reasons are counted.
+
+    ``report`` is ImageExampleGen's ingest report, which already holds the
+    totals and the share (``rejected_total``, ``total_files``, ``bad_fraction``).
+    """
+    total, bad = int(report.get("total_files", 0)), int(report.get("rejected_total", 0))
+    if total == 0 or float(report.get("bad_fraction", 0.0)) <= max_bad_fraction:
         return []
+    rejected = report.get("rejected", {}) or {}
     by_reason = ", ".join(f"{reason}={count}" for reason, count in sorted(rejected.items()) if count)
     return [
         f"{bad} of {total} input files ({bad / total:.1%}) were rejected, above the limit of "

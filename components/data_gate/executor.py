@@ -15,9 +15,9 @@ from tfx.dsl.components.base import base_executor
 from tfx.types import artifact_utils
 from tfx.utils import io_utils
 
+from ganpipe import contract
 from ganpipe.components.data_gate import checks
 
-INGEST_REPORT = "ingest_report.json"
 ANOMALIES_FILE = "SchemaDiff.pb"
 
 
@@ -39,7 +39,7 @@ class Executor(base_executor.BaseExecutor):
         validated_schema_uri = artifact_utils.get_single_uri(output_dict["validated_schema"])
 
         problems: list[str] = []
-        report_path = os.path.join(examples.uri, INGEST_REPORT)
+        report_path = os.path.join(examples.uri, contract.INGEST_REPORT_FILE)
         if tf.io.gfile.exists(report_path):  # ImportExampleGen inputs have none
             with tf.io.gfile.GFile(report_path) as handle:
                 problems += checks.ingest_problems(json.load(handle), float(exec_properties["max_bad_fraction"]))

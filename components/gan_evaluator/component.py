@@ -12,6 +12,7 @@ serving.
 
 from __future__ import annotations
 
+import json
 from typing import Optional
 
 from tfx import types
@@ -20,20 +21,13 @@ from tfx.types import standard_artifacts, standard_component_specs
 from tfx.types.component_spec import ChannelParameter, ExecutionParameter
 
 from ganpipe.components.gan_evaluator import executor
+from ganpipe.evaluation.config import EvaluateConfig
 
 
 class GanEvaluatorSpec(types.ComponentSpec):
     PARAMETERS = {
-        executor.EXTRACTOR_KEY: ExecutionParameter(type=str),
-        executor.NUM_SAMPLES_KEY: ExecutionParameter(type=int),
-        executor.SEED_KEY: ExecutionParameter(type=int),
-        executor.MAX_FID_KEY: ExecutionParameter(type=float),
-        executor.MAX_KID_KEY: ExecutionParameter(type=float),
-        executor.MIN_RECALL_KEY: ExecutionParameter(type=float),
-        executor.MIN_COVERAGE_KEY: ExecutionParameter(type=float),
-        executor.MIN_IMPROVEMENT_KEY: ExecutionParameter(type=float),
-        # 0/1: MLMD stores execution properties as int, float or string.
-        executor.IGNORE_UNUSABLE_BASELINE_KEY: ExecutionParameter(type=int),
+        # EvaluateConfig as one JSON object, like the Trainer's custom_config.
+        executor.CONFIG_KEY: ExecutionParameter(type=str),
         executor.IMAGE_SIZE_KEY: ExecutionParameter(type=int),
         executor.CHANNELS_KEY: ExecutionParameter(type=int),
     }
@@ -50,16 +44,14 @@ class GanEvaluatorSpec(types.ComponentSpec):
 
 
 class GanEvaluator(base_component.BaseComponent):
-    """Blesses a generator whose samples are sane and whose scores pass the thresholds.
+    """Blesses a generator whose samples are sane and whose scores pass the limits in ``config``.
 
     ``baseline_model`` is normally a Resolver's output with
     LatestBlessedModelStrategy; on the first run it resolves to nothing and
-    only the absolute rules apply. Limits set to 0 are off.
-    ``min_improvement`` is the fraction by which the candidate's FID must be
-    below the baseline's (0 = not worse). A baseline that cannot be loaded or
-    scored refuses the candidate unless ``ignore_unusable_baseline``. Every
-    parameter after ``baseline_model`` is keyword-only, so a call reads like
-    the config.
+    only the absolute and floor-relative rules apply. ``config`` is an
+    :class:`~ganpipe.evaluation.config.EvaluateConfig` (the rules and the why
+    of each limit live there and in ``rules.judge``); ``image_size`` and
+    ``channels`` are the shape every image is compared at.
     """
 
     SPEC_CLASS = GanEvaluatorSpec
@@ -71,33 +63,17 @@ class GanEvaluator(base_component.BaseComponent):
         model: types.BaseChannel,
         baseline_model: Optional[types.BaseChannel] = None,
         *,
+        config: EvaluateConfig,
         image_size: int,
         channels: int,
-        extractor: str = "random-conv",
-        num_samples: int = 512,
-        seed: int = 1234,
-        max_fid: float = 0.0,
-        max_kid: float = 0.0,
-        min_recall: float = 0.0,
-        min_coverage: float = 0.0,
-        min_improvement: float = 0.0,
-        ignore_unusable_baseline: bool = False,
     ):
         spec = GanEvaluatorSpec(
             examples=examples,
             model=model,
             baseline_model=baseline_model,
-            extractor=extractor,
-            num_samples=num_samples,
-            seed=seed,
-            max_fid=float(max_fid),
-            max_kid=float(max_kid),
-            min_recall=float(min_recall),
-            min_coverage=float(min_coverage),
-            min_improvement=float(min_improvement),
-            ignore_unusable_baseline=int(bool(ignore_unusable_baseline)),
-            image_size=image_size,
-            channels=channels,
+            config=json.dumps(config.to_dict(), sort_keys=True),
+            image_size=int(image_size),
+            channels=int(channels),
             blessing=types.Channel(type=standard_artifacts.ModelBlessing),
             evaluation=types.Channel(type=standard_artifacts.ModelEvaluation),
         )

@@ -22,22 +22,15 @@ from tfx.types import artifact_utils, standard_component_specs
 from tfx.utils import io_utils, path_utils
 
 from ganpipe.components.gan_evaluator import report as report_writer
-from ganpipe.components.gan_evaluator.rules import SampleChecker, Thresholds, judge
+from ganpipe.components.gan_evaluator.rules import SampleChecker, judge
 from ganpipe.components.gan_evaluator.sampling import (GeneratorLoadError, Sampled, generated_batches, load_generator,
                                                real_batches, summarize)
 from ganpipe import contract
 from ganpipe.evaluation import metrics
+from ganpipe.evaluation.config import EvaluateConfig
 from ganpipe.evaluation.feature_extractors import FeatureExtractor, get_extractor
 
-EXTRACTOR_KEY = "extractor"
-NUM_SAMPLES_KEY = "num_samples"
-SEED_KEY = "seed"
-MAX_FID_KEY = "max_fid"
-MAX_KID_KEY = "max_kid"
-MIN_RECALL_KEY = "min_recall"
-MIN_COVERAGE_KEY = "min_coverage"
-MIN_IMPROVEMENT_KEY = "min_improvement"
-IGNORE_UNUSABLE_BASELINE_KEY = "ignore_unusable_baseline"
+CONFIG_KEY = "config"  # EvaluateConfig.to_dict() as JSON
 IMAGE_SIZE_KEY = "image_size"
 CHANNELS_KEY = "channels"
 
@@ -60,16 +53,11 @@ class Executor(base_executor.BaseExecutor):
         blessing = artifact_utils.get_single_instance(output_dict[standard_component_specs.BLESSING_KEY])
         evaluation = artifact_utils.get_single_instance(output_dict[standard_component_specs.EVALUATION_KEY])
 
-        num_samples = int(exec_properties[NUM_SAMPLES_KEY])
-        seed = int(exec_properties[SEED_KEY])
+        limits = EvaluateConfig.from_dict(json.loads(exec_properties[CONFIG_KEY]))
+        num_samples, seed = limits.num_samples, limits.seed
         image_size = int(exec_properties[IMAGE_SIZE_KEY])
         channels = int(exec_properties[CHANNELS_KEY])
-        thresholds = Thresholds(**{key: float(exec_properties.get(key) or 0.0) for key in (
-            MAX_FID_KEY, MAX_KID_KEY, MIN_RECALL_KEY, MIN_COVERAGE_KEY, MIN_IMPROVEMENT_KEY)})
-        ignore_unusable_baseline = bool(int(exec_properties.get(IGNORE_UNUSABLE_BASELINE_KEY) or 0))
-        if num_samples < 2:
-            raise ValueError(f"num_samples={num_samples}: FID needs at least 2 samples")
-        extractor = get_extractor(exec_properties.get(EXTRACTOR_KEY) or "random-conv")
+        extractor = get_extractor(limits.extractor)
         notes: list[str] = []
 
         # Real reference (eval split) and the "as good as real" floor (train sample vs eval).
@@ -106,11 +94,11 @@ class Executor(base_executor.BaseExecutor):
                 baseline_error = f"model {baseline.uri} (id {baseline.id}): {error}"
                 notes.append(f"the blessed baseline could not be scored: {baseline_error}" + (
                     "; judged as if there were no baseline (evaluate.ignore_unusable_baseline)"
-                    if ignore_unusable_baseline else ""))
+                    if limits.ignore_unusable_baseline else ""))
                 baseline_scores = None
 
-        blessed, reasons = judge(candidate, problems, baseline_scores, thresholds,
-                                 baseline_error=baseline_error, ignore_unusable_baseline=ignore_unusable_baseline)
+        blessed, reasons = judge(candidate, problems, baseline_scores, limits, real_floor=real_floor,
+                                 baseline_error=baseline_error)
 
         report = {
             "extractor": extractor.name,
@@ -123,8 +111,7 @@ class Executor(base_executor.BaseExecutor):
             "blessed": blessed,
             "reasons": reasons,
             "notes": notes,
-            "thresholds": thresholds.to_dict(),
-            "ignore_unusable_baseline": ignore_unusable_baseline,
+            "settings": limits.to_dict(),
             "candidate_model": model.uri,
             "baseline_model": baseline.uri if baseline is not None else None,
         }

@@ -74,8 +74,9 @@ def index_html(report: dict[str, Any], pictures: list[tuple[str, str]]) -> str:
     verdict = "BLESSED" if report["blessed"] else "NOT BLESSED"
     reasons = "".join(f"<li>{html.escape(reason)}</li>" for reason in report["reasons"]) or "<li>none</li>"
     notes = "".join(f"<li>{html.escape(note)}</li>" for note in report["notes"]) or "<li>none</li>"
-    thresholds = ", ".join(f"{key}={value:g}" + (" (off)" if not value and key != "min_improvement" else "")
-                           for key, value in report["thresholds"].items())
+    limits = ", ".join(f"{key}={value:g}" + (" (off)" if not value and key != "min_improvement" else "")
+                       for key, value in report["settings"].items()
+                       if isinstance(value, float))
     images = "".join(
         f'<figure><img src="{html.escape(path)}" alt="{html.escape(caption)}">'
         f"<figcaption>{html.escape(caption)}</figcaption></figure>" for path, caption in pictures)
@@ -104,7 +105,7 @@ the real data the samples reach; a generator stuck on few modes scores low here 
 Diversity: spread of the samples relative to real images (about 1 is right).</p>
 <table><tr><th></th>{"".join(f"<th>{column}</th>" for column in COLUMNS)}</tr>
 {"".join(rows)}</table>
-<p>Thresholds: {html.escape(thresholds)}</p>
+<p>Limits: {html.escape(limits)}</p>
 <h2>Notes</h2><ul>{notes}</ul>
 {images}
 </body></html>

@@ -7,33 +7,18 @@ TFX or a generator: ``SampleChecker`` looks at pixels as they stream by,
 
 from __future__ import annotations
 
-import dataclasses
 import hashlib
 import math
 from typing import Any, Optional
 
 import numpy as np
 
-# Below this, samples count as identical (uint8 pixels differ by >= 1 when they differ at all).
-CONSTANT_STD_EPS = 1e-6
+from ganpipe.evaluation.config import EvaluateConfig
+
 # Fewer distinct images than this share of the samples is mode collapse.
 # Different seeds of a working generator essentially never give byte-identical
 # images; a generator that ignores most of its latent space does.
 MIN_DISTINCT_FRACTION = 0.5
-
-
-@dataclasses.dataclass(frozen=True)
-class Thresholds:
-    """When a candidate is blessed; 0 turns a limit off (see EvaluateConfig for the why of each)."""
-
-    max_fid: float = 0.0
-    max_kid: float = 0.0
-    min_recall: float = 0.0
-    min_coverage: float = 0.0
-    min_improvement: float = 0.0  # fraction of the baseline's FID the candidate must beat it by
-
-    def to_dict(self) -> dict[str, float]:
-        return dataclasses.asdict(self)
 
 
 class SampleChecker:
@@ -110,16 +95,18 @@ class SampleChecker:
 
 
 def judge(candidate: Optional[dict[str, Any]], problems: list[str], baseline: Optional[dict[str, Any]],
-          thresholds: Thresholds, baseline_error: Optional[str] = None,
-          ignore_unusable_baseline: bool = False) -> tuple[bool, list[str]]:
+          limits: EvaluateConfig, real_floor: Optional[dict[str, Any]] = None,
+          baseline_error: Optional[str] = None) -> tuple[bool, list[str]]:
     """Returns (blessed, reasons it was not; empty when blessed).
 
     Blessed iff the samples are sane, every absolute limit that is on holds,
-    and, when there is a usable baseline, the candidate's FID is at most
+    every floor-relative limit that is on holds against ``real_floor`` (the
+    scores of real train images against the same reference), and, when there
+    is a usable baseline, the candidate's FID is at most
     ``baseline_fid * (1 - min_improvement)``. A baseline that exists but
     could not be scored (``baseline_error``) refuses the candidate unless
-    ``ignore_unusable_baseline``: nobody can then show the candidate is not
-    worse than what is serving.
+    ``limits.ignore_unusable_baseline``: nobody can then show the candidate is
+    not worse than what is serving.
     """
     reasons = list(problems)
     if candidate is None or candidate.get("fid") is None:
@@ -129,26 +116,51 @@ def judge(candidate: Optional[dict[str, Any]], problems: list[str], baseline: Op
     if not math.isfinite(fid):
         reasons.append(f"candidate FID is not a finite number ({fid})")
         return False, reasons
-    if thresholds.max_fid > 0 and fid > thresholds.max_fid:
-        reasons.append(f"candidate FID {fid:.4f} exceeds evaluate.max_fid={thresholds.max_fid:g}")
+    if limits.max_fid > 0 and fid > limits.max_fid:
+        reasons.append(f"candidate FID {fid:.4f} exceeds evaluate.max_fid={limits.max_fid:g}")
     kid = candidate.get("kid")
-    if thresholds.max_kid > 0 and (kid is None or kid > thresholds.max_kid):
-        reasons.append(f"candidate KID {_number(kid)} exceeds evaluate.max_kid={thresholds.max_kid:g}")
-    for key, limit in (("recall", thresholds.min_recall), ("coverage", thresholds.min_coverage)):
+    if limits.max_kid > 0 and (kid is None or kid > limits.max_kid):
+        reasons.append(f"candidate KID {_number(kid)} exceeds evaluate.max_kid={limits.max_kid:g}")
+    for key, limit in (("recall", limits.min_recall), ("coverage", limits.min_coverage)):
         value = candidate.get(key)
         if limit > 0 and (value is None or value < limit):
             reasons.append(f"candidate {key} {_number(value)} is below evaluate.min_{key}={limit:g}: the samples "
                            f"cover too little of the real data (mode collapse)")
-    if baseline_error is not None and not ignore_unusable_baseline:
+    reasons += _floor_reasons(candidate, real_floor, limits)
+    if baseline_error is not None and not limits.ignore_unusable_baseline:
         reasons.append(f"the blessed baseline could not be scored ({baseline_error}), so the candidate cannot be "
                        "shown to be no worse; set evaluate.ignore_unusable_baseline=true to judge it without one")
     if baseline is not None and baseline.get("fid") is not None:
-        needed = baseline["fid"] * (1.0 - thresholds.min_improvement)
+        needed = baseline["fid"] * (1.0 - limits.min_improvement)
         if fid > needed:
             reasons.append(
                 f"candidate FID {fid:.4f} is not better than the blessed baseline's {baseline['fid']:.4f} by "
-                f"evaluate.min_improvement={thresholds.min_improvement:g} (needs <= {needed:.4f})")
+                f"evaluate.min_improvement={limits.min_improvement:g} (needs <= {needed:.4f})")
     return not reasons, reasons
+
+
+def _floor_reasons(candidate: dict[str, Any], real_floor: Optional[dict[str, Any]],
+                   limits: EvaluateConfig) -> list[str]:
+    """The floor-relative limits; a floor that could not be measured switches them off (said in the notes)."""
+    if not real_floor:
+        return []
+    reasons = []
+    floor_fid = real_floor.get("fid")
+    if limits.max_fid_over_floor > 0 and floor_fid is not None and floor_fid > 0:
+        allowed = limits.max_fid_over_floor * floor_fid
+        if candidate["fid"] > allowed:
+            reasons.append(f"candidate FID {candidate['fid']:.4f} is {candidate['fid'] / floor_fid:.1f}x the real "
+                           f"floor's {floor_fid:.4f}; evaluate.max_fid_over_floor={limits.max_fid_over_floor:g} "
+                           f"allows <= {allowed:.4f}")
+    floor_coverage, coverage = real_floor.get("coverage"), candidate.get("coverage")
+    if limits.min_coverage_of_floor > 0 and floor_coverage:
+        needed = limits.min_coverage_of_floor * floor_coverage
+        if coverage is None or coverage < needed:
+            reasons.append(f"candidate coverage {_number(coverage)} is below "
+                           f"evaluate.min_coverage_of_floor={limits.min_coverage_of_floor:g} x the real floor's "
+                           f"{floor_coverage:.4f} (needs >= {needed:.4f}): the samples reach too little of the "
+                           "real data")
+    return reasons
 
 
 def _number(value: Optional[float]) -> str:

@@ -26,6 +26,11 @@ from ganpipe.evaluation.feature_extractors import FeatureExtractor
 
 BATCH = 256
 GRID_IMAGES = 64
+# Images per extractor call, whatever batches the caller streams: BLAS picks
+# its kernels (and so its float rounding) by matrix shape, and FID's matrix
+# square root amplifies last-bit differences to ~1e-3. Fixed blocks make every
+# number independent of how the images were batched.
+EXTRACT_BLOCK = 128
 
 
 class GeneratorLoadError(RuntimeError):
@@ -83,13 +88,16 @@ def summarize(batches: Iterable[np.ndarray], extractor: FeatureExtractor,
               checker: Optional[SampleChecker] = None) -> Sampled:
     """Streams batches through the checker (if any) and the extractor.
 
-    Once a batch fails the checker's contract (wrong dtype or shape), feature
-    extraction stops for the set (summary None) but checking goes on, so the
-    report counts every NaN.
+    Features are extracted in blocks of ``EXTRACT_BLOCK`` images regardless of
+    the incoming batch sizes, so the summary is bit-for-bit the same however
+    the caller batched. Once a batch fails the checker's contract (wrong dtype
+    or shape), feature extraction stops for the set (summary None) but
+    checking goes on, so the report counts every NaN.
     """
     summary: Optional[metrics.FeatureSummary] = metrics.FeatureSummary(extractor.feature_dim)
     grid: list[np.ndarray] = []
-    kept = count = 0
+    pending: list[np.ndarray] = []
+    kept = count = pending_count = 0
     for images in batches:
         count += len(images)
         if kept < GRID_IMAGES:
@@ -97,9 +105,16 @@ def summarize(batches: Iterable[np.ndarray], extractor: FeatureExtractor,
             kept += len(grid[-1])
         usable = checker.update(images) if checker is not None else True
         if not usable:
-            summary = None
+            summary, pending = None, []
         if summary is not None and len(images):
-            summary.update(extractor(images))
+            pending.append(images)
+            pending_count += len(images)
+            while pending_count >= EXTRACT_BLOCK:
+                block, pending = _split_block(pending, EXTRACT_BLOCK)
+                pending_count -= EXTRACT_BLOCK
+                summary.update(extractor(block))
+    if summary is not None and pending:
+        summary.update(extractor(np.concatenate(pending, axis=0)))
     if summary is not None and summary.count < 2:
         summary = None
     try:
@@ -107,3 +122,9 @@ def summarize(batches: Iterable[np.ndarray], extractor: FeatureExtractor,
     except ValueError:  # batches of different shapes: a broken generator; the first batch shows it
         grid_images = grid[0]
     return Sampled(summary=summary, grid=grid_images, count=count)
+
+
+def _split_block(pending: list[np.ndarray], size: int) -> tuple[np.ndarray, list[np.ndarray]]:
+    """The first ``size`` images of ``pending`` as one array, and what is left."""
+    joined = np.concatenate(pending, axis=0)
+    return joined[:size], [joined[size:]] if len(joined) > size else []

@@ -13,9 +13,10 @@ from tfx.dsl.components.base import base_component, executor_spec
 from tfx.types import standard_artifacts
 from tfx.types.component_spec import ChannelParameter, ExecutionParameter
 
-from ganpipe.components.image_example_gen import executor
+from ganpipe.components.image_example_gen import executor, sources
 
-INPUT_FORMATS = ("auto", "folder", "idx", "npz")
+# TFRecord inputs go through the stock ImportExampleGen (pipeline/pipeline.py).
+INPUT_FORMATS = ("auto", *(name for name in sources.FORMATS if name != sources.TFRECORD))
 
 
 class ImageExampleGenSpec(types.ComponentSpec):

@@ -87,7 +87,7 @@ class DecodeAndValidate(beam.DoFn):
             return
         loaded = self._arrays.get(item.array_file)
         for index in range(item.start, item.stop):
-            label = sources.UNKNOWN_LABEL if loaded.labels is None else int(loaded.labels[index])
+            label = contract.UNKNOWN_LABEL if loaded.labels is None else int(loaded.labels[index])
             data = arrays.encode_png(loaded.images[index])
             check = validation.validate_image(data, self._channels, self._convert_channels)
             yield self._emit(data, check, f"{item.array_file.path}#{index}", label)

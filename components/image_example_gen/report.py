@@ -14,7 +14,7 @@ from typing import Iterable, Optional
 
 from ganpipe import contract
 
-REPORT_FILE = "ingest_report.json"
+REPORT_FILE = contract.INGEST_REPORT_FILE
 # The report lists at most this many rejected files (first by source path);
 # `rejected_files_left_off` says how many more there were.
 MAX_REJECTED_LISTED = 1000

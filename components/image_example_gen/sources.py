@@ -17,6 +17,7 @@ import os
 from typing import Union
 
 from ganpipe.components.image_example_gen import arrays, validation
+from ganpipe import contract
 from ganpipe.components.image_example_gen.errors import IngestInputError
 
 __all__ = [
@@ -30,7 +31,6 @@ NPZ = arrays.NPZ
 TFRECORD = "tfrecord"
 FORMATS = (FOLDER, IDX, NPZ, TFRECORD)
 TFRECORD_SUFFIXES = (".tfrecord", ".tfrecords", ".tfr", ".gz")
-UNKNOWN_LABEL = -1
 # Array files are cut into chunks so a runner can spread one big file over workers.
 ARRAY_CHUNK = 1000
 
@@ -40,7 +40,7 @@ class FileItem:
     """One file of a folder input; `path` is also its `source` feature."""
 
     path: str
-    label: int = UNKNOWN_LABEL
+    label: int = contract.UNKNOWN_LABEL
 
 
 @dataclasses.dataclass(frozen=True)
@@ -209,7 +209,7 @@ def _plan_folder(root: str, labels_from_subfolders: bool) -> InputPlan:
     index = {name: position for position, name in enumerate(label_names)}
     items = [
         FileItem(os.path.join(root, relative),
-                 index[relative.split(os.sep, 1)[0]] if os.sep in relative and label_names else UNKNOWN_LABEL)
+                 index[relative.split(os.sep, 1)[0]] if os.sep in relative and label_names else contract.UNKNOWN_LABEL)
         for relative in files
     ]
     return InputPlan(path=root, format=FOLDER, items=items, total=len(items), hidden_files=hidden_files,

@@ -1,7 +1,8 @@
 """Trainer executor for a cluster: train N > 1 workers as a TFJob, hand back the chief's export.
 
 Used as the stock Trainer's `custom_executor_spec` (pipeline/pipeline.py
-picks it on a cluster when train.workers > 1), so inputs, outputs,
+picks it on a cluster when train.workers > 1; that is the only place that
+decides it), so inputs, outputs,
 custom_config and MLMD lineage are the stock Trainer's. The only difference
 is where training runs: in a TFJob instead of this process.
 """
@@ -34,17 +35,12 @@ class Executor(GenericExecutor):
     ) -> None:
         fn_args = self._GetFnArgs(input_dict, output_dict, exec_properties)
         trainer_config = config_from_custom_config(fn_args.custom_config)
-        workers = int(getattr(trainer_config, "workers", 1))
-        if workers <= 1:
-            logging.info("train.workers=%d: training in this pod, no TFJob", workers)
-            super().Do(input_dict, output_dict, exec_properties)
-            return
         settings = TFJobSettings.from_custom_config(fn_args.custom_config)
         manifest = spec.build_tfjob(
             name=spec.job_name(settings.job_prefix, fn_args.serving_model_dir),
             settings=settings,
             trainer_config=trainer_config,
-            workers=workers,
+            workers=trainer_config.workers,
             train_files=fn_args.train_files,
             model_dir=fn_args.serving_model_dir,
             run_dir=fn_args.model_run_dir,

@@ -1,0 +1,112 @@
+"""How a candidate generator is measured and when it is blessed.
+
+The evaluator component receives these values as one dict (like the
+Trainer's ``custom_config``), so this dataclass is the one place that knows
+their names, defaults and bounds; ``ganpipe.pipeline.config`` embeds it as the
+``evaluate`` section. Adding a limit touches this class and the rule that
+reads it (``ganpipe.components.gan_evaluator.rules.judge``), nothing else.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import os
+from typing import Any, Mapping
+
+from ganpipe.evaluation.feature_extractors import DEFAULT_EXTRACTOR, INCEPTION, parse_spec
+
+
+@dataclasses.dataclass
+class EvaluateConfig:
+    """The gate's settings. Every absolute limit set to 0 is off.
+
+    The floor-relative limits compare the candidate with the real floor the
+    evaluator measures on the same data in the same feature space (real train
+    images against the eval split: "as good as it gets"), so one default
+    works across datasets and feature extractors where an absolute FID
+    cannot. Their defaults and the measurements behind them: docs/design.md
+    ("The gate's default limits").
+    """
+
+    # random-conv (offline default, NOT Inception FID), inception-v3 (Keras'
+    # cached ImageNet weights), inception-v3:<weights.h5>, keras:<model.keras>,
+    # savedmodel:<dir> (ganpipe/evaluation/feature_extractors.py).
+    extractor: str = DEFAULT_EXTRACTOR
+    num_samples: int = 512
+    seed: int = 1234
+    # Absolute limits: a candidate above them is never blessed.
+    max_fid: float = 0.0
+    max_kid: float = 0.0
+    # Mode-collapse limits: the share of real samples the candidate's samples
+    # reach (k-NN recall, k=3; coverage, k=5). Real-vs-real scores ~0.8-0.95.
+    min_recall: float = 0.0
+    min_coverage: float = 0.0
+    # Floor-relative limits (on by default): candidate FID at most this many
+    # times the real floor's FID, and candidate coverage at least this share
+    # of the real floor's coverage.
+    max_fid_over_floor: float = 8.0
+    min_coverage_of_floor: float = 0.25
+    # Relative rule: the candidate must beat the blessed baseline's FID by at
+    # least this fraction (0.0 = not worse).
+    min_improvement: float = 0.0
+    # A blessed baseline exists but cannot be loaded or scored: false refuses
+    # the candidate (nobody can show it is not worse); true judges it as if
+    # there were no baseline. Either way the page says what happened.
+    ignore_unusable_baseline: bool = False
+
+    def __post_init__(self) -> None:
+        self.validate()
+
+    def validate(self) -> None:
+        """Raises ValueError naming the first field that is out of bounds."""
+        try:
+            parse_spec(self.extractor)
+        except ValueError as error:
+            raise ValueError(f"evaluate.extractor: {error}") from None
+        if not 16 <= self.num_samples <= 1_000_000:
+            raise ValueError(f"evaluate.num_samples={self.num_samples}: must be in [16, 1000000]")
+        for name in ("max_fid", "max_kid", "max_fid_over_floor", "min_recall", "min_coverage",
+                     "min_coverage_of_floor", "min_improvement"):
+            if not math.isfinite(getattr(self, name)):
+                raise ValueError(f"evaluate.{name}={getattr(self, name)}: must be a finite number")
+        for name in ("max_fid", "max_kid", "max_fid_over_floor"):
+            if getattr(self, name) < 0:
+                raise ValueError(f"evaluate.{name}={getattr(self, name)}: must be >= 0 (0 disables it)")
+        if 0 < self.max_fid_over_floor < 1:
+            raise ValueError(f"evaluate.max_fid_over_floor={self.max_fid_over_floor}: must be 0 (off) or >= 1: "
+                             "below 1 no generator can beat real images")
+        for name in ("min_recall", "min_coverage", "min_coverage_of_floor"):
+            if not 0.0 <= getattr(self, name) <= 1.0:
+                raise ValueError(f"evaluate.{name}={getattr(self, name)}: must be in [0, 1] (0 disables it)")
+        if not 0.0 <= self.min_improvement < 1.0:
+            raise ValueError(f"evaluate.min_improvement={self.min_improvement}: must be in [0, 1)")
+
+    def check_files(self) -> None:
+        """For runs on this machine: the extractor's model or weights file exists (before hours of training).
+
+        Raises:
+          ValueError: naming the missing file.
+        """
+        from ganpipe.evaluation.feature_extractors import cached_inception_weights
+
+        kind, path = parse_spec(self.extractor)
+        if path is not None and "://" not in path and not os.path.exists(path):
+            raise ValueError(f"evaluate.extractor={self.extractor!r}: {path} does not exist")
+        if kind == INCEPTION and path is None:
+            try:
+                cached_inception_weights()
+            except FileNotFoundError as error:
+                raise ValueError(f"evaluate.extractor: {error}") from None
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, values: Mapping[str, Any]) -> "EvaluateConfig":
+        """Builds a config from a dict, rejecting keys the evaluator does not know."""
+        known = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(values) - known)
+        if unknown:
+            raise ValueError(f"unknown evaluate setting(s): {', '.join(unknown)}")
+        return cls(**dict(values))
