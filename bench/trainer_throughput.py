@@ -249,7 +249,7 @@ def main(argv: list[str] | None = None) -> int:
 
     # The demo's (32x32x1, batch 64, BCE, checkpoints/samples every 100 steps) with the EMA off, as the
     # tutorial has none; "ours + EMA" is the default as shipped.
-    cfg = dataclasses.replace(TrainerConfig(), ema_decay=0.0)
+    cfg = TrainerConfig(image_size=32, channels=1, ema_decay=0.0)
     work = tempfile.mkdtemp(prefix="ganpipe-bench-trainer-")
     try:
         images, source = real_images(args.images)
@@ -261,7 +261,7 @@ def main(argv: list[str] | None = None) -> int:
             "tutorial loop": TutorialLoop(cfg, resized),
             "our step only": OurStep(cfg, resized),
             "ours": OurLoop(cfg, pattern, os.path.join(work, "ours")),
-            "ours + EMA": OurLoop(TrainerConfig(), pattern, os.path.join(work, "ema")),
+            "ours + EMA": OurLoop(TrainerConfig(image_size=32, channels=1), pattern, os.path.join(work, "ema")),
         }
         for side in sides.values():  # trace and warm up outside the timing
             side.run(3)

@@ -19,6 +19,8 @@ import yaml
 
 from ganpipe.trainer.config import TrainerConfig
 from ganpipe.components.image_example_gen import sources
+from ganpipe.components.image_example_gen.config import IngestConfig
+from ganpipe.components.image_example_gen.pixels import RESIZE_MODES, parse_colour
 from ganpipe.evaluation.config import EvaluateConfig
 
 DATA_FORMATS = ("auto", *sources.FORMATS)
@@ -47,6 +49,10 @@ class DataConfig:
     # A folder of one subfolder per class gets labels from subfolder names.
     labels_from_subfolders: bool = True
     min_images: int = 16
+    # What transparent pixels are composited over (#rrggbb or a colour name).
+    background: str = IngestConfig.background
+    # Non-square images: center-crop (default) | pad (with the background) | stretch.
+    resize: str = IngestConfig.resize
 
     def validate(self) -> None:
         if not self.path:
@@ -60,6 +66,12 @@ class DataConfig:
             raise ConfigError(f"data.max_bad_fraction={self.max_bad_fraction}: must be in [0, 1]")
         if self.min_images < 2:
             raise ConfigError(f"data.min_images={self.min_images}: must be >= 2")
+        try:
+            parse_colour(self.background)
+        except ValueError as error:
+            raise ConfigError(f"data.background: {error}") from None
+        if self.resize not in RESIZE_MODES:
+            raise ConfigError(f"data.resize={self.resize!r}: must be one of {', '.join(RESIZE_MODES)}")
 
 
 @dataclasses.dataclass
@@ -214,6 +226,13 @@ class PipelineConfig:
         self.push.validate()
         self.kubeflow.validate()
 
+    def ingest_config(self) -> IngestConfig:
+        """What ImageExampleGen gets: the data section's ingest settings and the training shape."""
+        return IngestConfig(eval_fraction=self.data.eval_fraction, image_size=self.train.image_size,
+                            channels=self.train.channels, convert_channels=self.data.convert_channels,
+                            labels_from_subfolders=self.data.labels_from_subfolders,
+                            background=self.data.background, resize=self.data.resize)
+
     def check_local_files(self) -> None:
         """For runs on this machine: files the config names exist (before hours of training)."""
         try:
@@ -284,14 +303,28 @@ def _set_dotted(config: PipelineConfig, dotted_key: str, raw: str) -> None:
     hints = typing.get_type_hints(type(target))
     if leaf not in hints or dataclasses.is_dataclass(hints[leaf]):
         raise ConfigError(f"unknown config key: {dotted_key}")
-    parsed = yaml.safe_load(raw) if isinstance(raw, str) else raw
+    parsed = _parse_scalar(raw, dotted_key) if isinstance(raw, str) else raw
     if hints[leaf] is str and not isinstance(parsed, str):
         parsed = raw  # keep "001" or "true" as typed when the field is a string
     setattr(target, leaf, _coerce(parsed, hints[leaf], key=dotted_key))
 
 
+# Integer settings that also take the word `auto` (stored as 0).
+AUTO_KEYS = ("train.image_size", "train.channels")
+
+
+def _parse_scalar(raw: str, key: str) -> Any:
+    """A --set value as YAML reads it; a value YAML cannot read is a one-line error naming the key."""
+    try:
+        return yaml.safe_load(raw)
+    except yaml.YAMLError:
+        raise ConfigError(f"{key}={raw!r}: not a value YAML can read") from None
+
+
 def _coerce(value: Any, field_type: Any, key: str) -> Any:
-    """Accepts a value only when it fits the field's type (ints widen to floats)."""
+    """Accepts a value only when it fits the field's type (ints widen to floats; `auto` for AUTO_KEYS)."""
+    if key in AUTO_KEYS and value == "auto":
+        return 0
     if isinstance(field_type, types.UnionType) or typing.get_origin(field_type) is typing.Union:
         raise ConfigError(f"{key}: union-typed settings are not supported")
     if field_type is bool:

@@ -9,9 +9,10 @@ from __future__ import annotations
 import dataclasses
 import os
 
-from ganpipe.components.image_example_gen import sources
+from ganpipe.components.image_example_gen import shape, sources
 from ganpipe.pipeline import datasets
 from ganpipe.pipeline.config import ConfigError, PipelineConfig
+from ganpipe.trainer.config import AUTO
 
 
 @dataclasses.dataclass(frozen=True)
@@ -22,23 +23,65 @@ class ResolvedInput:
 
 
 def resolve(config: PipelineConfig) -> ResolvedInput:
-    """Returns an absolute path and concrete format, or raises IngestInputError/ConfigError."""
+    """Returns an absolute path and concrete format, or raises IngestInputError/ConfigError.
+
+    Also settles the training shape: `train.image_size` and `train.channels`
+    left at auto are set on ``config`` to what ingestion will store (decided
+    from the images by the same function the executor runs).
+    """
     if datasets.is_bundled(config.data.path):
         try:
             path, data_format = datasets.materialize(
                 config.data.path, os.path.join(os.path.abspath(config.output_dir), "data"))
         except datasets.DatasetNotInstalled as error:
             raise ConfigError(str(error)) from None
-        return ResolvedInput(path, data_format, f"named dataset '{config.data.path}' ({path})")
+        found = sources.preflight(path, data_format, config.ingest_config())
+        _settle_shape(config, found["shape"])
+        return ResolvedInput(path, data_format, f"named dataset '{config.data.path}' ({path}); {_shape_line(found)}")
     path = os.path.abspath(os.path.expanduser(config.data.path))
     if os.path.abspath(config.output_dir).startswith(path + os.sep):
         raise ConfigError(f"output_dir {config.output_dir} lies inside the input folder {path}: "
                           "outputs would be read back as input")
     data_format = sources.detect_format(path, config.data.format)
     if data_format == "tfrecord":
-        return ResolvedInput(path, data_format, f"TFRecords of tf.Example at {path}")
-    found = sources.preflight(path, data_format, config.train.channels, config.data.convert_channels)
-    return ResolvedInput(path, data_format, f"{data_format} input at {path} ({_describe(found)})")
+        found = {"shape": _tfrecord_shape(path, config)}
+        _settle_shape(config, found["shape"])
+        return ResolvedInput(path, data_format, f"TFRecords of tf.Example at {path}; {_shape_line(found)}")
+    found = sources.preflight(path, data_format, config.ingest_config())
+    _settle_shape(config, found["shape"])
+    return ResolvedInput(path, data_format, f"{data_format} input at {path} ({_describe(found)}); "
+                                            f"{_shape_line(found)}")
+
+
+def _tfrecord_shape(path: str, config: PipelineConfig) -> dict:
+    """The same rule as for image files, over the height/width/channels features of the first records.
+
+    Records are not prepared by ImportExampleGen: the trainer resizes them to
+    this size and converts their channels as it decodes.
+    """
+    ingest = config.ingest_config()
+    if AUTO not in (ingest.image_size, ingest.channels):
+        return shape.ShapeDecision(ingest.image_size, ingest.channels, "as configured").to_dict()
+    from ganpipe.trainer import data  # TensorFlow: only for TFRecord input
+
+    pattern = os.path.join(path, "*") if os.path.isdir(path) else path
+    try:
+        shapes = data.record_shapes([pattern], limit=shape.MAX_SAMPLED, compression="auto")
+    except (data.NoDataError, ValueError) as error:
+        raise ConfigError(f"cannot read the shape of the TFRecords at {path}: {error}; set train.image_size "
+                          "and train.channels") from None
+    return shape.decide_from([min(h, w) for h, w, _ in shapes], [c <= 2 for _, _, c in shapes], ingest).to_dict()
+
+
+def _settle_shape(config: PipelineConfig, decision: dict) -> None:
+    config.train.image_size = decision["image_size"]
+    config.train.channels = decision["channels"]
+
+
+def _shape_line(found: dict) -> str:
+    decision = found["shape"]
+    return (f"training shape {decision['image_size']}x{decision['image_size']}x{decision['channels']} "
+            f"({decision['reason']})")
 
 
 def _describe(preflight_result: dict) -> str:

@@ -45,14 +45,7 @@ def create_pipeline(
     if data_format == "tfrecord":
         example_gen = _import_example_gen(data_path, config.data.eval_fraction)
     else:
-        example_gen = ImageExampleGen(
-            input_base=data_path,
-            data_format=data_format,
-            eval_fraction=config.data.eval_fraction,
-            channels=config.train.channels,
-            convert_channels=config.data.convert_channels,
-            labels_from_subfolders=config.data.labels_from_subfolders,
-        )
+        example_gen = ImageExampleGen(input_base=data_path, data_format=data_format, config=config.ingest_config())
     examples = example_gen.outputs["examples"]
 
     statistics_gen = tfx.components.StatisticsGen(

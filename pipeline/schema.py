@@ -39,7 +39,7 @@ def build_schema(channels: int, convert_channels: bool) -> schema_pb2.Schema:
         domain = required(side, schema_pb2.INT).int_domain
         domain.min, domain.max = 1, MAX_IMAGE_SIDE
     stored_channels = required(contract.CHANNELS_KEY, schema_pb2.INT).int_domain
-    if convert_channels:
+    if convert_channels or channels == 0:  # 0: auto, decided by ingestion at run time
         stored_channels.min, stored_channels.max = 1, 4
     else:  # grey (with or without alpha) for 1, colour (with or without alpha) for 3
         stored_channels.min, stored_channels.max = (1, 2) if channels == 1 else (3, 4)

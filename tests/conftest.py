@@ -21,6 +21,10 @@ TINY_RUN_FLAGS = [
     "--set", "train.log_every=4",
     "--set", "train.sample_every=4",
     "--set", "evaluate.num_samples=32",
+    # 8 steps reach no real neighbourhood: the floor-relative gate (tested on its own) would refuse every
+    # tiny run, and these runs test the plumbing around the gate.
+    "--set", "evaluate.max_fid_over_floor=0",
+    "--set", "evaluate.min_coverage_of_floor=0",
 ]
 
 

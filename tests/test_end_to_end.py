@@ -89,26 +89,42 @@ def test_too_many_corrupt_files_stop_the_run_before_training(tmp_path):
     assert not (output / "serving").exists()
 
 
-def test_anomalies_in_imported_tfrecords_stop_the_run(tmp_path):
-    """Examples missing a contract feature (sha256) are caught by TFDV and stop the run."""
-    data = tmp_path / "records"
-    data.mkdir()
-    with tf.io.TFRecordWriter(str(data / "data.tfrecord")) as writer:
-        for index in range(40):
+def _write_records(folder: Path, count: int, label: int = -1, with_sha256: bool = True) -> None:
+    folder.mkdir()
+    with tf.io.TFRecordWriter(str(folder / "data.tfrecord")) as writer:
+        for index in range(count):
             pixels = tf.cast(tf.fill([16, 16, 1], index * 5), tf.uint8)
             feature = {
                 "image": tf.train.Feature(bytes_list=tf.train.BytesList(value=[tf.io.encode_png(pixels).numpy()])),
                 "height": tf.train.Feature(int64_list=tf.train.Int64List(value=[16])),
                 "width": tf.train.Feature(int64_list=tf.train.Int64List(value=[16])),
                 "channels": tf.train.Feature(int64_list=tf.train.Int64List(value=[1])),
-                "label": tf.train.Feature(int64_list=tf.train.Int64List(value=[-1])),
+                "label": tf.train.Feature(int64_list=tf.train.Int64List(value=[label])),
                 "source": tf.train.Feature(bytes_list=tf.train.BytesList(value=[f"r{index}".encode()])),
             }
+            if with_sha256:
+                feature["sha256"] = tf.train.Feature(bytes_list=tf.train.BytesList(value=[f"{index:064x}".encode()]))
             writer.write(tf.train.Example(features=tf.train.Features(feature=feature)).SerializeToString())
+
+
+def test_anomalies_in_imported_tfrecords_stop_the_run(tmp_path):
+    """Examples whose values break the schema (a label below -1) are caught by TFDV and stop the run."""
+    data = tmp_path / "records"
+    _write_records(data, 40, label=-5)
     output = tmp_path / "out"
     result = run_cli("run", "--data", str(data), "--output", str(output), *TINY_RUN_FLAGS,
                      "--set", "data.min_images=2", cwd=tmp_path)
     assert result.returncode == 1, result.stdout + result.stderr
     assert "data gate stopped the run" in result.stderr
-    assert "feature 'sha256'" in result.stderr
+    assert "feature 'label'" in result.stderr
     assert not (output / "serving").exists()
+
+
+def test_tfrecords_without_a_contract_feature_are_refused_before_tfx(tmp_path):
+    data = tmp_path / "records"
+    _write_records(data, 4, with_sha256=False)
+    result = run_cli("run", "--data", str(data), "--output", str(tmp_path / "out"), *TINY_RUN_FLAGS, cwd=tmp_path)
+    assert result.returncode == 2, result.stdout + result.stderr
+    (line,) = [line for line in result.stderr.splitlines() if line.startswith("ganpipe: error:")]
+    assert "sha256" in line and "record 0" in line
+    assert not (tmp_path / "out" / "metadata.sqlite").exists()

@@ -300,6 +300,18 @@ def test_candidate_better_than_baseline_is_blessed(world, tmp_path):
     assert report["candidate"]["fid"] < report["baseline"]["fid"]
 
 
+def test_default_limits_refuse_a_garbage_first_candidate(world, tmp_path):
+    """No baseline, no limit set by the user: the floor-relative defaults still refuse garbage."""
+    defaults = EvaluateConfig(num_samples=NUM_SAMPLES).to_dict()
+    blessing, _, report = _evaluate(world, tmp_path / "garbage", "blurry", **defaults)
+    assert _marker(blessing) == "NOT_BLESSED" and report["baseline"] is None
+    assert report["candidate"]["fid"] > defaults["max_fid_over_floor"] * report["real_floor"]["fid"]
+    assert any("max_fid_over_floor" in reason for reason in report["reasons"]), report["reasons"]
+    assert any("min_coverage_of_floor" in reason for reason in report["reasons"]), report["reasons"]
+    blessing, _, report = _evaluate(world, tmp_path / "good", "memorizer", **defaults)
+    assert _marker(blessing) == "BLESSED", report["reasons"]
+
+
 def test_min_improvement_requires_a_margin(world, tmp_path):
     # Same generator as candidate and baseline: equal FIDs pass "not worse" but not "10% better".
     blessing, _, report = _evaluate(world, tmp_path / "equal", "memorizer", baseline="memorizer")

@@ -25,8 +25,9 @@ import tensorflow as tf
 from PIL import Image
 
 from ganpipe.trainer.data import decode_as
-from ganpipe.components.image_example_gen import report, sources, validation
+from ganpipe.components.image_example_gen import pixels, report, sources, validation
 from ganpipe.components.image_example_gen.component import ImageExampleGen
+from ganpipe.components.image_example_gen.config import IngestConfig
 from ganpipe.components.image_example_gen.executor import Executor
 from ganpipe.components.image_example_gen.ingest import split_for
 from ganpipe.components.image_example_gen.sources import IngestInputError
@@ -81,9 +82,10 @@ def _ingest(input_base: Path, out: Path, **params) -> tuple[dict, dict]:
 
     examples = standard_artifacts.Examples()
     examples.uri = str(out)
-    exec_properties = {"input_base": str(input_base), "data_format": "auto", "eval_fraction": 0.25,
-                       "channels": 1, "convert_channels": False, "labels_from_subfolders": True}
-    exec_properties.update(params)
+    settings = {"eval_fraction": 0.25, "image_size": 16, "channels": 1, "convert_channels": False,
+                "labels_from_subfolders": True, **params}
+    exec_properties = {"input_base": str(input_base), "data_format": "auto",
+                       "config": json.dumps(IngestConfig(**settings).to_dict())}
     Executor(Executor.Context(beam_pipeline_args=[])).Do({}, {"examples": [examples]}, exec_properties)
     document = json.loads((out / report.REPORT_FILE).read_text())
     document["_artifact"] = examples
@@ -115,6 +117,13 @@ def _all(examples: dict) -> dict[str, dict]:
 # ---------------------------------------------------------------- the per-image check (no Beam)
 
 
+def _validate(data: bytes, channels: int, convert_channels: bool = False, size: int = 12) -> validation.ImageCheck:
+    """The shared check with images prepared at size x size (the verdict only)."""
+    check, prepared = validation.validate_image(data, pixels.Preparation(size, channels), convert_channels)
+    assert bool(prepared) == check.ok
+    return check
+
+
 def test_truncated_and_corrupt_png_and_jpeg_are_rejected_by_the_shared_check():
     pixels = _pixels(1, size=48, channels=3)
     png, jpeg = _encode(pixels, "PNG"), _encode(pixels, "JPEG", quality=90)
@@ -127,14 +136,14 @@ def test_truncated_and_corrupt_png_and_jpeg_are_rejected_by_the_shared_check():
         "jpeg without its EOI marker": jpeg[:-2],
     }
     for name, data in bad.items():
-        check = validation.validate_image(data, channels=3, convert_channels=False)
+        check = _validate(data, channels=3, convert_channels=False)
         assert check.reason == validation.CORRUPT_OR_TRUNCATED, (name, check)
         assert check.detail
-    assert validation.validate_image(b"", 1, False).reason == validation.EMPTY_FILE
+    assert _validate(b"", 1, False).reason == validation.EMPTY_FILE
     wide = _encode(np.zeros((1, validation.MAX_IMAGE_SIDE + 1), np.uint8), "PNG")
-    assert validation.validate_image(wide, 1, False).reason == validation.TOO_LARGE
-    assert validation.validate_image(b"hello, not a png", 1, False).reason == validation.NOT_AN_IMAGE
-    accepted = validation.validate_image(jpeg, channels=3, convert_channels=False)
+    assert _validate(wide, 1, False).reason == validation.TOO_LARGE
+    assert _validate(b"hello, not a png", 1, False).reason == validation.NOT_AN_IMAGE
+    accepted = _validate(jpeg, channels=3, convert_channels=False)
     assert accepted.ok and (accepted.image_format, accepted.height, accepted.width, accepted.channels) == (
         "JPEG", 48, 48, 3)
 
@@ -151,7 +160,7 @@ def test_accepted_means_the_trainers_decode_works_for_every_format():
     for channels in (1, 3):
         for convert in (False, True):
             for name, data in candidates.items():
-                check = validation.validate_image(data, channels, convert)
+                check = _validate(data, channels, convert)
                 verdicts[name, channels, convert] = check.reason
                 if check.ok:
                     decoded = decode_as(tf.constant(data), channels)
@@ -221,7 +230,7 @@ def test_detect_format_from_the_path(tmp_path):
 def test_preflight_errors_are_one_actionable_line(tmp_path):
     def error_of(path: Path, **kwargs) -> str:
         with pytest.raises(IngestInputError) as caught:
-            sources.preflight(str(path), **kwargs)
+            sources.preflight(str(path), config=IngestConfig(**kwargs))
         message = str(caught.value)
         assert "\n" not in message
         return message
@@ -238,12 +247,17 @@ def test_preflight_errors_are_one_actionable_line(tmp_path):
     _write(junk / "c.png", b"just text")
     _write(junk / ".DS_Store", b"ignored")
     message = error_of(junk)
-    assert "no decodable 1-channel image" in message and "checked 3 file(s)" in message
+    assert "no decodable image in" in message and "checked 3 file(s)" in message
     assert "corrupt_or_truncated=1, empty_file=1, not_an_image=1" in message
     colour = tmp_path / "colour"
     _write(colour / "rgb.png", _encode(_pixels(1, channels=3), "PNG"))
     assert "channel_mismatch=1" in error_of(colour, channels=1)
-    assert sources.preflight(str(colour), channels=1, convert_channels=True)["first_image"]["channels"] == 3
+    assert "no decodable 1-channel image" in error_of(colour, channels=1)
+    converted = sources.preflight(str(colour), config=IngestConfig(channels=1, convert_channels=True))
+    assert converted["first_image"]["channels"] == 3 and converted["shape"]["channels"] == 1
+    auto = sources.preflight(str(colour))  # channels and size at auto: colour, upscaled to 32
+    assert auto["shape"]["channels"] == 3 and auto["shape"]["image_size"] == 32
+    assert "upscaled" in auto["shape"]["reason"]
 
 
 def test_preflight_succeeds_at_the_first_good_file_and_counts_the_input(tmp_path):
@@ -347,19 +361,16 @@ def test_folder_of_png_jpeg_bmp_gif_with_class_subfolders(tmp_path):
     assert document["splits"]["train"] + document["splits"]["eval"] == 6
     records = _all(examples)
     assert set(records) == {str(path) for path in written}
-    first_gif_frame = np.asarray(Image.open(data / "dogs" / "e.gif").convert("RGB"))
+    preparation = pixels.Preparation(16, 3)
     for path, (image_format, label) in written.items():
         record = records[str(path)]
         raw = path.read_bytes()
-        assert record["image"] == raw  # bytes as found
-        assert record["sha256"] == hashlib.sha256(raw).hexdigest()
-        assert record["label"] == label and (record["height"], record["width"]) == (12, 12)
-        assert validation.sniff_format(record["image"]) == image_format
-        decoded = tf.io.decode_image(record["image"], channels=3, expand_animations=False).numpy()
-        assert decoded.shape == (12, 12, 3)
-        if image_format == "GIF":
-            np.testing.assert_array_equal(decoded, first_gif_frame)
-    assert records[str(data / "cats" / "nested" / "c.png")]["channels"] == 4
+        assert record["sha256"] == hashlib.sha256(raw).hexdigest()  # of the original file
+        assert record["label"] == label and (record["height"], record["width"], record["channels"]) == (16, 16, 3)
+        assert validation.sniff_format(record["image"]) == "PNG"  # the prepared pixels, whatever came in
+        decoded = tf.io.decode_png(record["image"]).numpy()
+        with Image.open(path) as original:  # GIFs: the first frame, as a viewer shows it
+            np.testing.assert_array_equal(decoded, pixels.prepare(original, preparation))
 
 
 def test_corrupt_files_are_rejected_by_reason_and_reported(tmp_path):
@@ -418,9 +429,9 @@ def test_mixed_channels_are_rejected_or_kept_for_conversion(tmp_path):
     converted, examples = _ingest(data, tmp_path / "converted", channels=1, convert_channels=True)
     assert converted["accepted"] == 8 and converted["rejected"] == {}
     records = _all(examples)
-    assert records[str(data / "rgba.png")]["channels"] == 4  # stored as found; the trainer converts
-    for record in records.values():
-        assert tf.io.decode_image(record["image"], channels=1, expand_animations=False).shape == (12, 12, 1)
+    for record in records.values():  # stored prepared: grey at the training size, alpha composited
+        assert record["channels"] == 1
+        assert tf.io.decode_png(record["image"]).shape == (16, 16, 1)
 
 
 def test_idx_folder_with_raw_and_gzip_files_and_labels(tmp_path):
@@ -432,7 +443,7 @@ def test_idx_folder_with_raw_and_gzip_files_and_labels(tmp_path):
     _write_idx(folder / "train-labels-idx1-ubyte", np.arange(1100) % 10)
     _write_idx(folder / "t10k-images-idx3-ubyte.gz", test, compress=True)  # no labels file
 
-    document, examples = _ingest(folder, tmp_path / "out")
+    document, examples = _ingest(folder, tmp_path / "out", image_size=8)
 
     assert document["format"] == "idx" and document["total_files"] == 1120 and document["accepted"] == 1120
     records = _all(examples)
@@ -457,7 +468,7 @@ def test_npz_uint8_grey_and_float_colour(tmp_path):
 
     colour = np.random.default_rng(1).random((9, 10, 10, 3)).astype(np.float32)
     np.savez(tmp_path / "colour.npz", colour)  # the only array, no labels
-    document, examples = _ingest(tmp_path / "colour.npz", tmp_path / "out", channels=3)
+    document, examples = _ingest(tmp_path / "colour.npz", tmp_path / "out", channels=3, image_size=10)
     assert document["format"] == "npz" and document["accepted"] == 9 and document["label_names"] == []
     records = _all(examples)
     record = records[f"{tmp_path / 'colour.npz'}#4"]
@@ -504,9 +515,13 @@ def test_component_rejects_bad_arguments_early():
     with pytest.raises(ValueError, match="tfrecord"):
         ImageExampleGen(input_base="/x", data_format="tfrecord")
     with pytest.raises(ValueError, match="eval_fraction"):
-        ImageExampleGen(input_base="/x", eval_fraction=1.0)
+        IngestConfig(eval_fraction=1.0)
     with pytest.raises(ValueError, match="channels"):
-        ImageExampleGen(input_base="/x", channels=2)
+        IngestConfig(channels=2)
+    with pytest.raises(ValueError, match="resize"):
+        IngestConfig(resize="squash")
+    with pytest.raises(ValueError, match="not a colour"):
+        IngestConfig(background="transparent-ish")
 
 
 # ---------------------------------------------------------------- a real TFX pipeline
@@ -524,7 +539,8 @@ def test_local_dag_runner_pipeline_with_stock_statistics_gen(tmp_path):
     _grey_pngs(data / "one", 70, first_seed=100)
     _write(data / "one" / "colour.png", _encode(_pixels(7, channels=3), "PNG"))  # kept: convert_channels=True
     _write(data / "one" / "broken.png", b"")
-    example_gen = ImageExampleGen(input_base=str(data), eval_fraction=0.2, channels=1, convert_channels=True)
+    example_gen = ImageExampleGen(input_base=str(data),
+                                  config=IngestConfig(eval_fraction=0.2, channels=1, convert_channels=True))
     statistics_gen = tfx.components.StatisticsGen(
         examples=example_gen.outputs["examples"],
         stats_options=tfdv.StatsOptions(enable_semantic_domain_stats=True),

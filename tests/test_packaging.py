@@ -8,6 +8,7 @@ into a fresh virtual environment and imports both from a user's folder.
 from __future__ import annotations
 
 import os
+import shutil
 import site
 import subprocess
 import sys
@@ -15,6 +16,7 @@ import zipfile
 from pathlib import Path
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
+SUBPACKAGE_FOLDERS = ("pipeline", "components", "trainer", "evaluation", "cli", "kubeflow", "serving")
 
 
 def _base_python() -> str:
@@ -25,15 +27,22 @@ def _base_python() -> str:
 
 
 def test_wheel_installs_exactly_one_top_level_package_beside_a_users_pipeline_module(tmp_path):
+    # Built from a copy of the sources: setuptools writes build/ and *.egg-info next to setup.py.
+    source = tmp_path / "source"
+    source.mkdir()
+    for name in ("setup.py", "pyproject.toml"):
+        shutil.copy(REPO_ROOT / name, source / name)
+    for folder in ("ganpipe", *SUBPACKAGE_FOLDERS):
+        shutil.copytree(REPO_ROOT / folder, source / folder, ignore=shutil.ignore_patterns("__pycache__"))
     wheel_dir = tmp_path / "dist"
     subprocess.run([sys.executable, "-m", "pip", "wheel", "--quiet", "--no-deps", "--no-build-isolation",
-                    "--wheel-dir", str(wheel_dir), str(REPO_ROOT)], check=True, capture_output=True, timeout=300)
+                    "--wheel-dir", str(wheel_dir), str(source)], check=True, capture_output=True, timeout=300)
     (wheel,) = wheel_dir.glob("ganpipe-*.whl")
     with zipfile.ZipFile(wheel) as archive:
         names = archive.namelist()
     tops = {name.split("/", 1)[0] for name in names}
     assert tops == {"ganpipe", "ganpipe-0.1.0.dist-info"}, tops
-    for package in ("pipeline", "components", "trainer", "evaluation", "cli", "kubeflow", "serving"):
+    for package in SUBPACKAGE_FOLDERS:
         assert f"ganpipe/{package}/__init__.py" in names, package
     assert not any(name.startswith("ganpipe/tests/") or name.startswith("ganpipe/bench/") for name in names)
 

@@ -23,7 +23,7 @@ import numpy as np  # noqa: E402
 import pytest  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
-from trainer import contract  # noqa: E402
+from ganpipe import contract  # noqa: E402
 from ganpipe.trainer.config import SUPPORTED_CHANNELS, SUPPORTED_IMAGE_SIZES, TrainerConfig  # noqa: E402
 from ganpipe.trainer.data import NoDataError, load_images, make_dataset  # noqa: E402
 from ganpipe.trainer.losses import (  # noqa: E402
@@ -283,15 +283,15 @@ def test_training_changes_weights_and_is_reproducible(tmp_path: Path, train_patt
     keras.utils.set_random_seed(cfg.seed)
     initial = _weights(build_generator(cfg))  # train_run() initialises from the same seed
 
-    first = _weights(train_run(cfg, [train_pattern], str(tmp_path / "a"))).generator
-    second = _weights(train_run(cfg, [train_pattern], str(tmp_path / "b"))).generator
+    first = _weights(train_run(cfg, [train_pattern], str(tmp_path / "a")).generator)
+    second = _weights(train_run(cfg, [train_pattern], str(tmp_path / "b")).generator)
 
     assert len(first) == len(initial)
     assert any(not np.array_equal(a, b) for a, b in zip(first, initial)), "training did not update weights"
     for a, b in zip(first, second):
         np.testing.assert_array_equal(a, b)
     reseeded = TrainerConfig(**{**cfg.to_dict(), "seed": 1})
-    other_seed = _weights(train_run(reseeded, [train_pattern], str(tmp_path / "c"))).generator
+    other_seed = _weights(train_run(reseeded, [train_pattern], str(tmp_path / "c")).generator)
     assert any(not np.array_equal(a, b) for a, b in zip(first, other_seed))
 
 

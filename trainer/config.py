@@ -12,6 +12,8 @@ import dataclasses
 from typing import Any, Mapping
 
 SUPPORTED_IMAGE_SIZES = (8, 16, 28, 32, 64, 128)
+# image_size / channels: decided from the training data (the shape ingestion stored).
+AUTO = 0
 SUPPORTED_CHANNELS = (1, 3)
 LOSSES = ("bce", "hinge", "wgan-gp")
 # "none", not "off": YAML reads a bare off as the boolean false.
@@ -39,8 +41,8 @@ class TrainerConfig:
     checkpoints.
     """
 
-    image_size: int = 32
-    channels: int = 1
+    image_size: int = AUTO  # one of SUPPORTED_IMAGE_SIZES, or AUTO (0): the stored images' size
+    channels: int = AUTO  # 1 or 3, or AUTO (0): the stored images' channels
     latent_dim: int = 100
     steps: int = 600
     batch_size: int = 64  # the GLOBAL batch: workers and replicas split it
@@ -90,12 +92,12 @@ class TrainerConfig:
 
     def validate(self) -> None:
         """Raises ValueError naming the first field that is out of bounds."""
-        if self.image_size not in SUPPORTED_IMAGE_SIZES:
+        if self.image_size not in (AUTO, *SUPPORTED_IMAGE_SIZES):
             raise ValueError(
-                f"train.image_size={self.image_size}: must be one of {SUPPORTED_IMAGE_SIZES}"
+                f"train.image_size={self.image_size}: must be auto or one of {SUPPORTED_IMAGE_SIZES}"
             )
-        if self.channels not in SUPPORTED_CHANNELS:
-            raise ValueError(f"train.channels={self.channels}: must be 1 or 3")
+        if self.channels not in (AUTO, *SUPPORTED_CHANNELS):
+            raise ValueError(f"train.channels={self.channels}: must be auto, 1 or 3")
         positive = ("latent_dim", "steps", "batch_size", "shuffle_buffer", "log_every", "sample_every", "workers")
         for name in positive:
             if getattr(self, name) < 1:

@@ -8,6 +8,8 @@ against exactly the pixels it was trained on.
 
 from __future__ import annotations
 
+import re
+
 import numpy as np
 import tensorflow as tf
 
@@ -91,6 +93,56 @@ def _records(files: list[str]) -> tf.data.Dataset:
 
 def _decode_label(serialized: tf.Tensor) -> tf.Tensor:
     return tf.cast(tf.io.parse_single_example(serialized, _LABEL_FEATURES)[contract.LABEL_KEY], tf.int32)
+
+
+def record_shapes(file_patterns: list[str], limit: int, compression: str = COMPRESSION
+                  ) -> list[tuple[int, int, int]]:
+    """(height, width, channels) of the first ``limit`` records, from their shape features.
+
+    ``compression`` is ExampleGen's GZIP by default; "" reads plain
+    TFRecords; "auto" decides by the files' names (.gz), as Beam does.
+
+    Raises:
+      NoDataError: no files, or no record in them.
+      ValueError: a record is not a readable tf.Example with those features.
+    """
+    features = {key: tf.io.FixedLenFeature([], tf.int64)
+                for key in (contract.HEIGHT_KEY, contract.WIDTH_KEY, contract.CHANNELS_KEY)}
+    # The rest of the contract must be there too: splits hash sha256, training decodes image.
+    features.update({key: tf.io.FixedLenFeature([], tf.string) for key in (contract.IMAGE_KEY, contract.SHA256_KEY)})
+    shapes = []
+    files = list_files(file_patterns)
+    if compression == "auto":
+        compression = COMPRESSION if all(name.endswith(".gz") for name in files) else ""
+    try:
+        for record in tf.data.TFRecordDataset(files, compression_type=compression).take(limit):
+            parsed = tf.io.parse_single_example(record, features)
+            shapes.append(tuple(int(parsed[key]) for key in (contract.HEIGHT_KEY, contract.WIDTH_KEY,
+                                                            contract.CHANNELS_KEY)))
+    except tf.errors.OpError as error:  # not TFRecords, or a record without a contract feature
+        detail = re.sub(r"\s*\[Op:\w+\].*$", "", error.message.splitlines()[0]).strip()
+        raise ValueError(f"record {len(shapes)} of {files[0]}: {detail}") from None
+    if not shapes:
+        raise NoDataError(f"no records in {list(file_patterns)}")
+    return shapes
+
+
+def stored_shape(file_patterns: list[str]) -> tuple[int, int]:
+    """(size, channels) of the first stored image.
+
+    ImageExampleGen stores every image at the training shape, so the first
+    record speaks for all; this is how `train.image_size`/`channels` at auto
+    are resolved where no preflight ran (a Kubeflow run).
+
+    Raises:
+      NoDataError: no files, or no record in them.
+      ValueError: the first image is not square.
+    """
+    ((height, width, channels),) = record_shapes(file_patterns, limit=1)
+    if height != width:
+        raise ValueError(f"stored images are {width}x{height}, not square: set train.image_size and "
+                         "train.channels explicitly")
+    return height, channels
 
 
 def make_dataset(file_patterns: list[str], cfg: TrainerConfig, *, shuffle: bool = True,

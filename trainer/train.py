@@ -34,8 +34,8 @@ from tqdm.contrib.logging import logging_redirect_tqdm
 
 from ganpipe.trainer import visualize
 from ganpipe.trainer.checkpoints import CheckpointKeeper, checkpoint_directory
-from ganpipe.trainer.config import TrainerConfig
-from ganpipe.trainer.data import make_dataset, read_labels
+from ganpipe.trainer.config import AUTO, TrainerConfig
+from ganpipe.trainer.data import make_dataset, read_labels, stored_shape
 from ganpipe.trainer.distributed import is_chief, replica_rows, same_on_all_replicas, task_of
 from ganpipe.trainer.losses import (
     discriminator_loss_per_example, generator_loss_per_example, gradient_penalty_per_example,
@@ -330,7 +330,7 @@ def train_run(cfg: TrainerConfig, train_files: list[str], run_dir: str,
     if cfg.deterministic:
         tf.config.experimental.enable_op_determinism()
     keras.utils.set_random_seed(cfg.seed)
-    cfg = _with_classes(cfg, train_files)
+    cfg = _with_classes(_with_shape(cfg, train_files), train_files)
     replicas = strategy.num_replicas_in_sync
     if cfg.batch_size % replicas:
         raise ValueError(f"train.batch_size={cfg.batch_size}: must split evenly over {replicas} replicas")
@@ -378,6 +378,14 @@ def run_steps(trainer: GanTrainer, batches: Iterator, log: RunLog, keeper: Check
         if keeper is not None and keeper.due(step):
             log.flush()
             keeper.save(step, log.history_dict())
+
+
+def _with_shape(cfg: TrainerConfig, train_files: list[str]) -> TrainerConfig:
+    """`image_size`/`channels` at auto take the stored images' shape (ingestion stored them at it)."""
+    if AUTO not in (cfg.image_size, cfg.channels):
+        return cfg
+    size, channels = stored_shape(train_files)
+    return dataclasses.replace(cfg, image_size=cfg.image_size or size, channels=cfg.channels or channels)
 
 
 def _with_classes(cfg: TrainerConfig, train_files: list[str]) -> TrainerConfig:

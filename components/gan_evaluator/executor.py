@@ -26,6 +26,7 @@ from ganpipe.components.gan_evaluator.rules import SampleChecker, judge
 from ganpipe.components.gan_evaluator.sampling import (GeneratorLoadError, Sampled, generated_batches, load_generator,
                                                real_batches, summarize)
 from ganpipe import contract
+from ganpipe.trainer import data
 from ganpipe.evaluation import metrics
 from ganpipe.evaluation.config import EvaluateConfig
 from ganpipe.evaluation.feature_extractors import FeatureExtractor, get_extractor
@@ -57,6 +58,10 @@ class Executor(base_executor.BaseExecutor):
         num_samples, seed = limits.num_samples, limits.seed
         image_size = int(exec_properties[IMAGE_SIZE_KEY])
         channels = int(exec_properties[CHANNELS_KEY])
+        if not image_size or not channels:  # auto: the shape ingestion stored (a Kubeflow run has no preflight)
+            stored_size, stored_channels = data.stored_shape(
+                [os.path.join(artifact_utils.get_split_uri([examples], contract.EVAL_SPLIT), "*")])
+            image_size, channels = image_size or stored_size, channels or stored_channels
         extractor = get_extractor(limits.extractor)
         notes: list[str] = []
 

@@ -21,29 +21,23 @@ from tfx.dsl.components.base import base_beam_executor
 from tfx.proto import example_gen_pb2
 from tfx.types import artifact_utils
 
-from ganpipe.components.image_example_gen import ingest, report, sources
+from ganpipe.components.image_example_gen import ingest, report, shape, sources
+from ganpipe.components.image_example_gen.config import IngestConfig
 from ganpipe.components.image_example_gen.errors import IngestInputError
 
 EXAMPLES_KEY = "examples"
 INPUT_BASE_KEY = "input_base"
 DATA_FORMAT_KEY = "data_format"
-EVAL_FRACTION_KEY = "eval_fraction"
-CHANNELS_KEY = "channels"
-CONVERT_CHANNELS_KEY = "convert_channels"
-LABELS_FROM_SUBFOLDERS_KEY = "labels_from_subfolders"
+CONFIG_KEY = "config"  # IngestConfig.to_dict() as JSON
 
 # Custom properties of the Examples artifact (MLMD), mirroring the report.
 ACCEPTED_PROPERTY = "ingest_accepted"
 REJECTED_PROPERTY = "ingest_rejected"
 TOTAL_PROPERTY = "ingest_total"
 BAD_FRACTION_PROPERTY = "ingest_bad_fraction"
-
-
-def _flag(value: Any) -> bool:
-    """Exec properties may come back from MLMD as 0/1 ints or "true"/"false" strings."""
-    if isinstance(value, str):
-        return value.strip().lower() in ("1", "true", "yes")
-    return bool(value)
+# The shape every stored image has (the training shape), decided here when the config says auto.
+IMAGE_SIZE_PROPERTY = "image_size"
+CHANNELS_PROPERTY = "channels"
 
 
 class Executor(base_beam_executor.BaseBeamExecutor):
@@ -57,16 +51,16 @@ class Executor(base_beam_executor.BaseBeamExecutor):
     ) -> None:
         del input_dict  # the input is a path, not an artifact
         input_base = str(exec_properties[INPUT_BASE_KEY])
-        channels = int(exec_properties.get(CHANNELS_KEY, 1))
-        convert_channels = _flag(exec_properties.get(CONVERT_CHANNELS_KEY, False))
-        eval_fraction = float(exec_properties.get(EVAL_FRACTION_KEY, 0.1))
-        labels_from_subfolders = _flag(exec_properties.get(LABELS_FROM_SUBFOLDERS_KEY, True))
+        config = IngestConfig.from_dict(json.loads(exec_properties[CONFIG_KEY]))
         examples = artifact_utils.get_single_instance(output_dict[EXAMPLES_KEY])
 
         data_format = sources.detect_format(input_base, str(exec_properties.get(DATA_FORMAT_KEY) or "auto"))
-        plan = sources.plan_inputs(input_base, data_format, labels_from_subfolders)
-        logging.info("ImageExampleGen: %d %s input item(s) (%d images/files) from %s",
-                     len(plan.items), data_format, plan.total, input_base)
+        plan = sources.plan_inputs(input_base, data_format, config.labels_from_subfolders)
+        decision = shape.decide(plan, config)
+        preparation = config.preparation(decision.image_size, decision.channels)
+        logging.info("ImageExampleGen: %d %s input item(s) (%d images/files) from %s; stored as %dx%dx%d (%s)",
+                     len(plan.items), data_format, plan.total, input_base, decision.image_size,
+                     decision.image_size, decision.channels, decision.reason)
 
         examples.split_names = artifact_utils.encode_split_names(list(ingest.SPLITS))
         split_uris = {split: artifact_utils.get_split_uri([examples], split) for split in ingest.SPLITS}
@@ -74,7 +68,7 @@ class Executor(base_beam_executor.BaseBeamExecutor):
         started = time.monotonic()
         with self._make_beam_pipeline() as pipeline:
             _ = pipeline | "IngestImages" >> ingest.IngestImages(
-                plan.items, split_uris, report_path, channels, convert_channels, eval_fraction)
+                plan.items, split_uris, report_path, preparation, config.converts, config.eval_fraction)
         seconds = time.monotonic() - started
 
         with tf.io.gfile.GFile(report_path) as handle:
@@ -88,8 +82,8 @@ class Executor(base_beam_executor.BaseBeamExecutor):
             hidden_files=plan.hidden_files,
             hidden_dirs=plan.hidden_dirs,
             seconds=seconds,
-            settings={"channels": channels, "convert_channels": convert_channels,
-                      "eval_fraction": eval_fraction, "labels_from_subfolders": labels_from_subfolders},
+            settings=config.to_dict(),
+            shape=decision.to_dict(),
         )
         ingest.write_json(document, report_path)
 
@@ -99,6 +93,8 @@ class Executor(base_beam_executor.BaseBeamExecutor):
         examples.set_int_custom_property(REJECTED_PROPERTY, document["rejected_total"])
         examples.set_int_custom_property(TOTAL_PROPERTY, document["total_files"])
         examples.set_float_custom_property(BAD_FRACTION_PROPERTY, float(document["bad_fraction"]))
+        examples.set_int_custom_property(IMAGE_SIZE_PROPERTY, decision.image_size)
+        examples.set_int_custom_property(CHANNELS_PROPERTY, decision.channels)
         logging.info("ImageExampleGen: %d accepted (%s), rejected: %s, %.1f images/s; report: %s",
                      document["accepted"], document["splits"], report.reasons_line(document["rejected"]) or "none",
                      document["images_per_second"] or 0.0, report_path)

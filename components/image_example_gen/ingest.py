@@ -19,7 +19,7 @@ from typing import Iterator
 import apache_beam as beam
 import tensorflow as tf
 
-from ganpipe.components.image_example_gen import arrays, report, sources, validation
+from ganpipe.components.image_example_gen import arrays, pixels, report, sources, validation
 from ganpipe import contract
 
 REJECTED = "rejected"
@@ -32,7 +32,8 @@ def split_for(sha256_hex: str, eval_fraction: float) -> str:
     return contract.EVAL_SPLIT if int(sha256_hex[:8], 16) % 10000 < eval_fraction * 10000 else contract.TRAIN_SPLIT
 
 
-def make_example(image: bytes, check: validation.ImageCheck, label: int, source: str, sha256_hex: str) -> bytes:
+def make_example(image: bytes, preparation: pixels.Preparation, label: int, source: str, sha256_hex: str) -> bytes:
+    """The contract's tf.Example: ``image`` is the PNG of the prepared pixels, ``sha256`` the original's digest."""
     def ints(value: int) -> tf.train.Feature:
         return tf.train.Feature(int64_list=tf.train.Int64List(value=[value]))
 
@@ -41,9 +42,9 @@ def make_example(image: bytes, check: validation.ImageCheck, label: int, source:
 
     feature = {
         contract.IMAGE_KEY: raw(image),
-        contract.HEIGHT_KEY: ints(check.height),
-        contract.WIDTH_KEY: ints(check.width),
-        contract.CHANNELS_KEY: ints(check.channels),
+        contract.HEIGHT_KEY: ints(preparation.size),
+        contract.WIDTH_KEY: ints(preparation.size),
+        contract.CHANNELS_KEY: ints(preparation.channels),
         contract.LABEL_KEY: ints(int(label)),
         contract.SOURCE_KEY: raw(source.encode("utf-8", "surrogateescape")),
         contract.SHA256_KEY: raw(sha256_hex.encode("ascii")),
@@ -71,8 +72,8 @@ class _ArrayCache:
 class DecodeAndValidate(beam.DoFn):
     """Emits (split, serialized tf.Example, channels); rejections go to the REJECTED tag."""
 
-    def __init__(self, channels: int, convert_channels: bool, eval_fraction: float):
-        self._channels = channels
+    def __init__(self, preparation: pixels.Preparation, convert_channels: bool, eval_fraction: float):
+        self._preparation = preparation
         self._convert_channels = convert_channels
         self._eval_fraction = eval_fraction
         self._arrays = None
@@ -82,21 +83,22 @@ class DecodeAndValidate(beam.DoFn):
 
     def process(self, item: sources.InputItem) -> Iterator:
         if isinstance(item, sources.FileItem):
-            data, check = validation.validate_file(item.path, self._channels, self._convert_channels)
-            yield self._emit(data, check, item.path, item.label)
+            data, check, prepared = validation.validate_file(item.path, self._preparation, self._convert_channels)
+            yield self._emit(data, check, prepared, item.path, item.label)
             return
         loaded = self._arrays.get(item.array_file)
         for index in range(item.start, item.stop):
             label = contract.UNKNOWN_LABEL if loaded.labels is None else int(loaded.labels[index])
             data = arrays.encode_png(loaded.images[index])
-            check = validation.validate_image(data, self._channels, self._convert_channels)
-            yield self._emit(data, check, f"{item.array_file.path}#{index}", label)
+            check, prepared = validation.validate_image(data, self._preparation, self._convert_channels)
+            yield self._emit(data, check, prepared, f"{item.array_file.path}#{index}", label)
 
-    def _emit(self, data: bytes, check: validation.ImageCheck, source: str, label: int):
+    def _emit(self, data: bytes, check: validation.ImageCheck, prepared: bytes, source: str, label: int):
         if not check.ok:
             return beam.pvalue.TaggedOutput(REJECTED, (source, check.reason, check.detail, check.channels))
         digest = hashlib.sha256(data).hexdigest()
-        return split_for(digest, self._eval_fraction), make_example(data, check, label, source, digest), check.channels
+        example = make_example(prepared, self._preparation, label, source, digest)
+        return split_for(digest, self._eval_fraction), example, check.channels
 
 
 class SummaryFn(beam.CombineFn):
@@ -129,7 +131,7 @@ def IngestImages(  # pylint: disable=invalid-name
     items: list,
     split_uris: dict,
     summary_path: str,
-    channels: int,
+    preparation: pixels.Preparation,
     convert_channels: bool,
     eval_fraction: float,
 ) -> None:
@@ -138,7 +140,7 @@ def IngestImages(  # pylint: disable=invalid-name
         pipeline
         | "CreateInputs" >> beam.Create(items, reshuffle=False)
         | "Reshuffle" >> beam.Reshuffle()
-        | "DecodeAndValidate" >> beam.ParDo(DecodeAndValidate(channels, convert_channels, eval_fraction))
+        | "DecodeAndValidate" >> beam.ParDo(DecodeAndValidate(preparation, convert_channels, eval_fraction))
         .with_outputs(REJECTED, main="accepted")
     )
     accepted, rejected = outcomes.accepted, outcomes[REJECTED]

@@ -73,6 +73,7 @@ def build_report(
     hidden_dirs: int,
     seconds: float,
     settings: Optional[dict] = None,
+    shape: Optional[dict] = None,
 ) -> dict:
     """The JSON document written next to the examples (key order is the reading order)."""
     rejected_total = sum(summary["rejected"].values())
@@ -87,6 +88,7 @@ def build_report(
         "rejected_total": rejected_total,
         "bad_fraction": round(rejected_total / total_files, 6) if total_files else 0.0,
         "splits": dict(summary["splits"]),
+        "stored_shape": shape,
         "label_names": list(label_names),
         "channels_found": dict(sorted(summary["channels_found"].items())),
         "hidden_files": hidden_files,

@@ -16,7 +16,8 @@ import dataclasses
 import os
 from typing import Union
 
-from ganpipe.components.image_example_gen import arrays, validation
+from ganpipe.components.image_example_gen import arrays, shape, validation
+from ganpipe.components.image_example_gen.config import IngestConfig
 from ganpipe import contract
 from ganpipe.components.image_example_gen.errors import IngestInputError
 
@@ -124,25 +125,32 @@ def plan_inputs(path: str, data_format: str, labels_from_subfolders: bool = True
     raise IngestInputError(f"data format {data_format!r} is not one of {', '.join(FORMATS)}")
 
 
-def preflight(path: str, data_format: str = "auto", channels: int = 1, convert_channels: bool = False) -> dict:
-    """Checks, before TFX starts, that the input holds at least one usable image.
+def preflight(path: str, data_format: str = "auto", config: IngestConfig | None = None) -> dict:
+    """Checks, before TFX starts, that the input holds at least one usable image, and decides its shape.
 
-    Files are validated in listing order until one passes, with the same
-    function the Beam pipeline uses; array files are loaded and checked in
-    full (dtype, value range, label counts), and their first image validated.
+    The shape (``shape.decide``) is what the executor will decide from the
+    same images; files are then validated in listing order until one passes,
+    with the same function the Beam pipeline uses; array files are loaded and
+    checked in full (dtype, value range, label counts), and their first image
+    validated.
+
+    Raises:
+      IngestInputError: nothing usable, with the reasons counted.
     """
+    config = config or IngestConfig()
     data_format = detect_format(path, data_format)
     if data_format == TFRECORD:
         return {"path": path, "format": TFRECORD}
-    plan = plan_inputs(path, data_format, labels_from_subfolders=True)
+    plan = plan_inputs(path, data_format, labels_from_subfolders=config.labels_from_subfolders)
+    decision = shape.decide(plan, config)
+    preparation = config.preparation(decision.image_size, decision.channels)
     reasons: collections.Counter = collections.Counter()
     examples: dict[str, str] = {}
     checked = 0
     first_valid = None
-    candidates = _preflight_candidates(plan)
-    for source, check_one in candidates:
+    for source, check_one in _preflight_candidates(plan):
         checked += 1
-        check = check_one(channels, convert_channels)
+        check = check_one(preparation, config.converts)
         if check.ok:
             first_valid = (source, check)
             break
@@ -152,7 +160,7 @@ def preflight(path: str, data_format: str = "auto", channels: int = 1, convert_c
         counted = ", ".join(f"{reason}={count}" for reason, count in sorted(reasons.items()))
         sample = "; ".join(examples[reason] for reason in sorted(examples))
         unit = "file(s)" if data_format == FOLDER else "array file(s), first image of each"
-        wanted = "image" if convert_channels else f"{channels}-channel image"
+        wanted = "image" if config.converts else f"{preparation.channels}-channel image"
         raise IngestInputError(f"no decodable {wanted} in {path}: checked {checked} {unit} ({counted}); "
                                f"e.g. {sample}")
     source, check = first_valid
@@ -167,6 +175,7 @@ def preflight(path: str, data_format: str = "auto", channels: int = 1, convert_c
         "first_image": {"format": check.image_format, "height": check.height, "width": check.width,
                         "channels": check.channels},
         "label_names": plan.label_names,
+        "shape": decision.to_dict(),
     }
     if data_format != FOLDER:
         result["num_images"] = plan.total
@@ -182,13 +191,15 @@ def _preflight_candidates(plan: InputPlan):
     """
     if plan.format == FOLDER:
         for item in plan.items:
-            yield item.path, (lambda c, convert, path=item.path: validation.validate_file(path, c, convert)[1])
+            yield item.path, (lambda preparation, convert, path=item.path:
+                              validation.validate_file(path, preparation, convert)[1])
         return
     for array_file in plan.array_files:
         if not array_file.count:
             continue
         first = arrays.encode_png(arrays.load_array_file(array_file).images[0])
-        yield f"{array_file.path}#0", (lambda c, convert, data=first: validation.validate_image(data, c, convert))
+        yield f"{array_file.path}#0", (lambda preparation, convert, data=first:
+                                       validation.validate_image(data, preparation, convert)[0])
 
 
 # ---------------------------------------------------------------- folders

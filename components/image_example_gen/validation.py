@@ -1,16 +1,14 @@
-"""The per-image check: one function, called by preflight and by the Beam DoFn.
+"""The per-image check and preparation: one function, called by preflight and by the Beam DoFn.
 
-Why two decoders. Pillow reads the header first (so a 100,000-pixel-wide
-"image" is refused before anything is allocated) and says *why* a file is bad.
-TensorFlow is what the trainer decodes with, and it is the stricter of the two
-on PNG (Pillow happily loads a PNG whose IEND chunk is cut off). An image is
-accepted only when TF decodes it and, when its channel count differs from the
-trainer's C, ``ganpipe.trainer.data.decode_as(data, C)`` (the trainer's own decode)
-converts it; what TF cannot read that way is rejected as
-``unsupported_encoding`` instead of crashing the trainer later.
+Pillow is the one decoder: it reads the header first (so a 100,000-pixel-wide
+"image" is refused before anything is allocated), says *why* a file is bad,
+and renders what it accepts as a viewer shows it (``pixels.prepare``). The
+accepted image is stored as a PNG of those prepared pixels, so nothing after
+ingestion decodes the original file again.
 
-Why Pillow runs first: a truncated JPEG handed to TF makes libjpeg print an
-error line to stderr for every such file; Pillow catches those quietly.
+PNG and JPEG files are also decoded once by TensorFlow, the stricter of the
+two (Pillow happily loads a PNG whose IEND chunk is cut off): such a file is
+damaged, and is rejected rather than trusted.
 """
 
 from __future__ import annotations
@@ -19,16 +17,21 @@ import dataclasses
 import io
 import os
 import re
+import warnings
 from typing import Optional
 
 from PIL import Image
 
+from ganpipe.components.image_example_gen import arrays, pixels
+
 EMPTY_FILE = "empty_file"
 NOT_AN_IMAGE = "not_an_image"
 CORRUPT_OR_TRUNCATED = "corrupt_or_truncated"
-UNSUPPORTED_ENCODING = "unsupported_encoding"  # valid file TF cannot decode (as the trainer would)
 CHANNEL_MISMATCH = "channel_mismatch"
 TOO_LARGE = "too_large"
+TOO_SMALL = "too_small"
+EXTREME_ASPECT_RATIO = "extreme_aspect_ratio"
+CANNOT_PREPARE = "cannot_prepare"  # EXIF orientation, palette or alpha that Pillow cannot render
 UNREADABLE_FILE = "unreadable_file"  # I/O error (permissions, vanished file)
 
 # Same bound as the curated schema's height/width domain (pipeline/schema.py).
@@ -37,6 +40,9 @@ MAX_IMAGE_SIDE = 16384
 # a stray video or disk image into a Beam worker's memory is how workers die.
 MAX_FILE_BYTES = 256 * 1024 * 1024
 _MAX_DETAIL = 240
+# 1x1 pixels, or a 2000x20 banner, hold no picture a square crop can use.
+MIN_IMAGE_SIDE = 8
+MAX_ASPECT_RATIO = 8
 
 _MAGIC = (
     (b"\x89PNG\r\n\x1a\n", "PNG"),
@@ -76,77 +82,92 @@ def channel_class(channels: int) -> int:
     return 1 if channels <= 2 else 3
 
 
-def validate_image(data: bytes, channels: int, convert_channels: bool) -> ImageCheck:
-    """Accepts `data` only if the trainer's TF decode will read it as `channels` channels.
+def validate_image(data: bytes, preparation: pixels.Preparation, convert_channels: bool) -> tuple[ImageCheck, bytes]:
+    """Checks one encoded image and prepares its pixels: (verdict, PNG of the prepared pixels or b"").
 
-    Without `convert_channels`, an image whose channel class (grey/colour)
-    differs from `channels` is rejected; with it, the image is kept as is and
-    the trainer converts at decode time.
+    The verdict's shape fields are the ORIGINAL image's (what the report
+    counts); the PNG is uint8 [size, size, channels] per ``preparation``.
+    Without ``convert_channels`` an image whose channel class (grey/colour)
+    differs from ``preparation.channels`` is rejected; with it, it is converted.
     """
     if not data:
-        return ImageCheck(EMPTY_FILE, "the file has 0 bytes")
+        return ImageCheck(EMPTY_FILE, "the file has 0 bytes"), b""
     image_format = sniff_format(data)
     if image_format is None:
-        return ImageCheck(NOT_AN_IMAGE, f"starts with {data[:8]!r}, which is not PNG, JPEG, GIF or BMP")
+        # Never any of the file's content in the report: it may be any file on the system.
+        return ImageCheck(NOT_AN_IMAGE, "its first bytes are not those of a PNG, JPEG, GIF or BMP"), b""
 
     try:
-        with Image.open(io.BytesIO(data)) as image:
-            width, height = image.size
-            if max(width, height) > MAX_IMAGE_SIDE:
-                return ImageCheck(TOO_LARGE, f"{width}x{height} exceeds {MAX_IMAGE_SIDE} pixels a side",
-                                  image_format)
-            image.load()  # decodes the pixels: truncation shows up here, not in open()
-    except Image.DecompressionBombError as error:
-        return ImageCheck(TOO_LARGE, _short(str(error)), image_format)
+        with warnings.catch_warnings():
+            # Pillow only warns between its pixel limit and twice that: treat both as too large.
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            with Image.open(io.BytesIO(data)) as image:
+                width, height = image.size
+                if max(width, height) > MAX_IMAGE_SIDE:
+                    return ImageCheck(TOO_LARGE, f"{width}x{height} exceeds {MAX_IMAGE_SIDE} pixels a side",
+                                      image_format), b""
+                image.load()  # decodes the pixels: truncation shows up here, not in open()
+                found = len(image.getbands()) if image.mode not in ("P", "PA") else (
+                    2 if image.mode == "PA" or "transparency" in image.info else 1)
+                grey = pixels.is_grey(image)
+                shape = dict(image_format=image_format, height=height, width=width,
+                             channels=(1 if grey else 3) + (1 if found in (2, 4) else 0))
+                problem = _shape_problem(width, height)
+                if problem:
+                    return ImageCheck(problem[0], problem[1], **shape), b""
+                if (1 if grey else 3) != channel_class(preparation.channels) and not convert_channels:
+                    kind = "grey" if grey else "colour"
+                    return ImageCheck(
+                        CHANNEL_MISMATCH,
+                        f"{kind} image, expected {preparation.channels} channel(s): leave train.channels at auto, "
+                        "or set data.convert_channels=true to convert", **shape), b""
+                try:
+                    prepared = pixels.prepare(image, preparation)
+                except Exception as error:  # EXIF, palette or mode conversions Pillow cannot do
+                    return ImageCheck(CANNOT_PREPARE, _short(f"{image_format}: cannot orient, composite or "
+                                                             f"resize: {error}"), **shape), b""
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as error:
+        return ImageCheck(TOO_LARGE, _short(str(error)), image_format), b""
     except Exception as error:  # Pillow raises OSError, SyntaxError, ValueError, struct.error...
-        return ImageCheck(CORRUPT_OR_TRUNCATED, _short(f"{image_format}: {error}"), image_format)
+        return ImageCheck(CORRUPT_OR_TRUNCATED, _short(f"{image_format}: {error}"), image_format), b""
 
-    tf = _tensorflow()
-    try:
-        stored = tf.io.decode_image(data, channels=0, expand_animations=False)
-    except Exception as error:
-        # Pillow read it; TF's PNG/JPEG decoders are complete, so for those the
-        # file is damaged (e.g. a cut-off IEND). BMP/GIF: a variant TF lacks.
-        reason = CORRUPT_OR_TRUNCATED if image_format in ("PNG", "JPEG") else UNSUPPORTED_ENCODING
-        return ImageCheck(reason, _short(f"TensorFlow cannot decode this {image_format}: {_tf_message(error)}"),
-                          image_format)
-    height, width, found = (int(size) for size in stored.shape)
-    shape = dict(image_format=image_format, height=height, width=width, channels=found)
-    if channel_class(found) != channel_class(channels) and not convert_channels:
-        kind = "grey" if channel_class(found) == 1 else "colour"
-        return ImageCheck(
-            CHANNEL_MISMATCH,
-            f"{found} channel(s) ({kind}), expected {channels}: set data.convert_channels=true to convert",
-            **shape,
-        )
-    # The trainer decodes with ganpipe.trainer.data.decode_as; run it once here so an
-    # accepted image is one the trainer can read.
-    if found != channels:
-        from ganpipe.trainer.data import decode_as  # imports TF; see _tensorflow()
-
-        try:
-            decode_as(tf.constant(data), channels)
-        except Exception as error:
-            return ImageCheck(
-                UNSUPPORTED_ENCODING,
-                _short(f"TensorFlow cannot decode this {image_format} as {channels} channel(s) "
-                       f"(the trainer's decode): {_tf_message(error)}; re-save it as PNG"),
-                **shape,
-            )
-    return ImageCheck(None, "", **shape)
+    if image_format in ("PNG", "JPEG") and not _tensorflow_decodes(data):
+        return ImageCheck(CORRUPT_OR_TRUNCATED, f"{image_format}: damaged (TensorFlow's stricter decoder "
+                                                "refuses it, e.g. a cut-off end)", image_format), b""
+    return ImageCheck(None, "", **shape), arrays.encode_png(prepared)
 
 
-def validate_file(path: str, channels: int, convert_channels: bool) -> tuple[bytes, ImageCheck]:
-    """Reads and validates one input file: (its bytes, or b"" when not read; the verdict)."""
+def validate_file(path: str, preparation: pixels.Preparation, convert_channels: bool
+                  ) -> tuple[bytes, ImageCheck, bytes]:
+    """Reads, validates and prepares one file: (its bytes or b"" when not read, the verdict, prepared PNG)."""
     try:
         size = os.path.getsize(path)
         if size > MAX_FILE_BYTES:
-            return b"", ImageCheck(TOO_LARGE, f"{size} bytes, over the {MAX_FILE_BYTES}-byte limit")
+            return b"", ImageCheck(TOO_LARGE, f"{size} bytes, over the {MAX_FILE_BYTES}-byte limit"), b""
         with open(path, "rb") as handle:
             data = handle.read()
     except OSError as error:
-        return b"", ImageCheck(UNREADABLE_FILE, _short(error.strerror or str(error)))
-    return data, validate_image(data, channels, convert_channels)
+        return b"", ImageCheck(UNREADABLE_FILE, _short(error.strerror or str(error))), b""
+    check, prepared = validate_image(data, preparation, convert_channels)
+    return data, check, prepared
+
+
+def _shape_problem(width: int, height: int) -> Optional[tuple[str, str]]:
+    if min(width, height) < MIN_IMAGE_SIDE:
+        return TOO_SMALL, f"{width}x{height}: under {MIN_IMAGE_SIDE} pixels a side holds no picture to learn"
+    if max(width, height) > MAX_ASPECT_RATIO * min(width, height):
+        return EXTREME_ASPECT_RATIO, (f"{width}x{height}: more than {MAX_ASPECT_RATIO}:1, so a square crop or "
+                                     "pad would keep almost nothing of it")
+    return None
+
+
+def _tensorflow_decodes(data: bytes) -> bool:
+    tf = _tensorflow()
+    try:
+        tf.io.decode_image(data, channels=0, expand_animations=False)
+    except Exception:
+        return False
+    return True
 
 
 def _tensorflow():
@@ -154,12 +175,6 @@ def _tensorflow():
     import tensorflow as tf
 
     return tf
-
-
-def _tf_message(error: Exception) -> str:
-    message = getattr(error, "message", None) or str(error)
-    message = re.sub(r"\{\{function_node [^}]*\}\}\s*", "", message)
-    return re.sub(r"\s*\[Op:\w+\]\s*$", "", message).strip()
 
 
 def _short(text: str) -> str:

@@ -1,0 +1,91 @@
+"""The training shape from the images themselves: `train.image_size` and `train.channels` at auto.
+
+Run by the local preflight (so the decision is printed before TFX starts)
+and by the executor (so a Kubeflow run, which has no preflight, decides the
+same way from the same images); recorded in the ingest report and on the
+Examples artifact.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import statistics
+from typing import Iterator
+
+import numpy as np
+from PIL import Image
+
+from ganpipe.components.image_example_gen import arrays, pixels
+from ganpipe.components.image_example_gen.config import AUTO, TRAINING_SIZES, IngestConfig
+
+# Images looked at to decide: spread evenly over the listing, so a folder of
+# class subfolders is sampled across classes. Opening and rendering 2,000
+# small images takes about a second.
+MAX_SAMPLED = 2000
+
+
+@dataclasses.dataclass(frozen=True)
+class ShapeDecision:
+    image_size: int
+    channels: int
+    reason: str  # one line a person reads
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+
+def decide(plan, config: IngestConfig) -> ShapeDecision:
+    """Explicit values win; `auto` ones come from up to MAX_SAMPLED of the plan's images (see decide_from)."""
+    if config.image_size != AUTO and config.channels != AUTO:
+        return ShapeDecision(config.image_size, config.channels, "as configured")
+    short_sides, grey = [], []
+    for image in _sampled_images(plan):
+        short_sides.append(min(image.size))
+        grey.append(pixels.is_grey(pixels.as_viewed(image)))
+    return decide_from(short_sides, grey, config)
+
+
+def decide_from(short_sides: list[int], grey: list[bool], config: IngestConfig) -> ShapeDecision:
+    """The rule, over sampled images' short sides (px) and whether each shows no colour.
+
+    Channels: 1 when every sampled image shows no colour (grey modes, or
+    R == G == B everywhere, as in grey palette PNGs), else 3. Size: the
+    largest of TRAINING_SIZES that the median short side reaches without
+    upscaling; smaller images are upscaled to the smallest (Lanczos).
+    """
+    if not short_sides:  # nothing decodable: ingestion will say so; any shape does
+        return ShapeDecision(config.image_size or TRAINING_SIZES[0], config.channels or 3, "no readable image")
+    median_side = int(statistics.median(short_sides))
+    reasons = []
+    channels = config.channels
+    if channels == AUTO:
+        channels = 1 if all(grey) else 3
+        reasons.append(f"channels {channels}: " + ("every image is grey" if channels == 1 else
+                                                    f"{len(grey) - sum(grey)} of {len(grey)} sampled images "
+                                                    "are in colour"))
+    size = config.image_size
+    if size == AUTO:
+        fitting = [candidate for candidate in TRAINING_SIZES if candidate <= median_side]
+        size = fitting[-1] if fitting else TRAINING_SIZES[0]
+        how = "" if fitting else ", upscaled with Lanczos (the smallest size the networks are built for)"
+        reasons.append(f"size {size}: median short side {median_side} px of {len(short_sides)} sampled images{how}")
+    return ShapeDecision(size, channels, "; ".join(reasons))
+
+
+def _sampled_images(plan) -> Iterator[Image.Image]:
+    if plan.array_files:
+        for array_file in plan.array_files[:1]:
+            if array_file.count:
+                first = arrays.load_array_file(array_file).images[0]
+                yield Image.fromarray(np.squeeze(first, axis=-1) if first.ndim == 3 and first.shape[-1] == 1
+                                      else first)
+        return
+    items = plan.items
+    picked = sorted(set(np.linspace(0, len(items) - 1, min(len(items), MAX_SAMPLED)).round().astype(int)))
+    for item in (items[index] for index in picked):
+        try:
+            with Image.open(item.path) as image:
+                image.load()
+                yield image
+        except Exception:  # unreadable files are ingestion's to count and report, not ours
+            continue
