@@ -27,7 +27,10 @@ SEEDS_SIGNATURE = "generate_from_seeds"  # seeds int64 [N] -> images uint8, png 
 LATENT_INPUT = "z"
 SEEDS_INPUT = "seeds"
 IMAGES_OUTPUT = "images"
-PNG_OUTPUT = "png"
+# TF Serving's REST API base64-encodes a string output ({"b64": ...}) only when its
+# name ends in "_bytes" (tensorflow_serving/util/json_tensor.cc); any other name
+# puts raw PNG bytes into the JSON, which is then not valid UTF-8.
+PNG_OUTPUT = "png_bytes"
 
 # Class-conditional generators only (train.conditional): a third signature that
 # takes the class, next to the two above, which keep their inputs and pick the

@@ -47,8 +47,7 @@ def cluster_config(config: PipelineConfig) -> PipelineConfig:
     """A copy of `config` with cluster locations filled in; raises ConfigError for what a cluster cannot use."""
     if not config.kubeflow.pipeline_root:
         raise ConfigError("kubeflow.pipeline_root is not set: give object storage (e.g. "
-                          "--set kubeflow.pipeline_root=gs://BUCKET/ganpipe) or a path on the pipeline-root "
-                          f"volume (e.g. {config.kubeflow.pipeline_root_mount}/pipeline_root)")
+                          "--set kubeflow.pipeline_root=gs://BUCKET/ganpipe or s3://BUCKET/ganpipe)")
     cluster = copy.deepcopy(config)
     if not cluster.push.serving_dir:
         cluster.push.serving_dir = cluster.kubeflow.models_mount
@@ -121,7 +120,10 @@ def compile_pipeline(config: PipelineConfig, output_dir: str) -> CompiledPipelin
             component.with_platform_config(resources)
     job_file = f"{cluster.pipeline_name}.json"
     runner = tfx.orchestration.experimental.KubeflowV2DagRunner(
-        config=tfx.orchestration.experimental.KubeflowV2DagRunnerConfig(default_image=cluster.kubeflow.image),
+        # Schema 2.1.0: the only version open-source KFP accepts (kubeflow/pipelines 2.0.5 to 2.17.0,
+        # backend/src/apiserver/template/v2_template.go); TFX 1.16 writes 2.0.0 unless asked.
+        config=tfx.orchestration.experimental.KubeflowV2DagRunnerConfig(
+            default_image=cluster.kubeflow.image, use_pipeline_spec_2_1=True),
         output_dir=output_dir, output_filename=job_file)
     runner.run(pipeline)
     job_path = os.path.join(output_dir, job_file)

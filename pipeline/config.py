@@ -110,8 +110,7 @@ class KubeflowConfig:
     # other than "latest", or a digest, so a scheduled run is reproducible.
     image: str = "ganpipe:0.1.0"
     # TFX pipeline root for Kubeflow Pipelines: object storage the steps write
-    # to directly (gs://bucket/path; s3:// needs tensorflow-io in the image),
-    # or an absolute path on the pipeline-root volume mounted in every step.
+    # to directly (gs://bucket/path, or s3://bucket/path, also for MinIO).
     pipeline_root: str = ""
     # Namespace of the TFJob, the PVCs and the KFP runs (k8s/base).
     namespace: str = "ganpipe"
@@ -145,11 +144,13 @@ class KubeflowConfig:
         if not _is_pinned_image(self.image):
             raise ConfigError(f"kubeflow.image={self.image!r}: pin it with a tag other than 'latest' "
                               "or a digest (e.g. registry.example.com/ganpipe:0.1.0)")
-        if self.pipeline_root and not (self.pipeline_root.startswith(OBJECT_STORE_SCHEMES)
-                                       or self.pipeline_root.startswith("/")):
+        if self.pipeline_root and not self.pipeline_root.startswith(OBJECT_STORE_SCHEMES):
+            # KFP's v2 launcher accepts gs://, s3:// and minio:// roots only (kubeflow/pipelines 2.5.0,
+            # backend/src/v2/objectstore/config.go); TFX's executors write the artifact URI through
+            # tf.io.gfile, which has no minio:// filesystem (use s3:// with MinIO's endpoint).
             raise ConfigError(f"kubeflow.pipeline_root={self.pipeline_root!r}: must be object storage "
-                              f"({', '.join(OBJECT_STORE_SCHEMES)}...) or an absolute path on the "
-                              "pipeline-root volume")
+                              f"({', '.join(OBJECT_STORE_SCHEMES)}...): Kubeflow Pipelines' launcher refuses "
+                              "other roots, and TensorFlow cannot write minio:// (use s3:// for MinIO)")
         if not _DNS_LABEL.fullmatch(self.namespace):
             raise ConfigError(f"kubeflow.namespace={self.namespace!r}: must be a DNS-1123 label "
                               "(lower-case letters, digits, '-')")

@@ -5,14 +5,18 @@
 
 Both call the generator's `generate_from_seeds` signature (int64 seeds [N]
 -> uint8 images [N,H,W,C] and PNG bytes [N]; the same seed gives the same
-image). REST returns the `images` array: TF Serving's JSON encodes binary
-outputs as base64 only for outputs whose name ends in `_bytes`, so the `png`
-output is read over gRPC, which carries bytes as they are.
+image). Over REST the PNGs arrive base64-encoded as {"b64": ...}: TF Serving
+does that for a string output whose name ends in `_bytes`
+(tensorflow_serving/util/json_tensor.cc, tag 2.16.1), which is why the output
+is called `png_bytes`. Both of TF Serving's JSON layouts are read: columnar
+(request "inputs" -> response "outputs") and row ("instances" ->
+"predictions", one object per image).
 """
 
 from __future__ import annotations
 
 import argparse
+import base64
 import json
 import os
 import sys
@@ -52,11 +56,35 @@ def rest_body(seeds: Sequence[int]) -> dict[str, Any]:
     return {"signature_name": contract.SEEDS_SIGNATURE, "inputs": {contract.SEEDS_INPUT: [int(s) for s in seeds]}}
 
 
+def rest_outputs(response: dict[str, Any]) -> dict[str, list]:
+    """{output name: per-image values} from a columnar or row-format REST response.
+
+    Raises:
+      ValueError: the response is neither layout, or lacks an output of the contract.
+    """
+    if "outputs" in response:  # columnar: {"outputs": {"images": [...], "png_bytes": [...]}}
+        outputs = response["outputs"]
+    elif "predictions" in response:  # row: {"predictions": [{"images": ..., "png_bytes": ...}, ...]}
+        rows = response["predictions"]
+        outputs = {name: [row[name] for row in rows] for name in (rows[0] if rows else {})}
+    else:
+        raise ValueError(f"not a TF Serving predict response (keys: {', '.join(sorted(response))})")
+    if not isinstance(outputs, dict) or contract.IMAGES_OUTPUT not in outputs:
+        raise ValueError(f"the response has no '{contract.IMAGES_OUTPUT}' output")
+    return outputs
+
+
 def images_from_rest(response: dict[str, Any]) -> np.ndarray:
-    """uint8 [N,H,W,C] from a columnar REST response ({"outputs": {"images": ..., ...}})."""
-    outputs = response["outputs"]
-    images = outputs[contract.IMAGES_OUTPUT] if isinstance(outputs, dict) else outputs
-    return np.asarray(images, dtype=np.uint8)
+    """uint8 [N,H,W,C] from a REST response (either layout)."""
+    return np.asarray(rest_outputs(response)[contract.IMAGES_OUTPUT], dtype=np.uint8)
+
+
+def pngs_from_rest(response: dict[str, Any]) -> list[bytes]:
+    """The PNG bytes of each image from a REST response (either layout): {"b64": ...} decoded."""
+    encoded = rest_outputs(response).get(contract.PNG_OUTPUT)
+    if encoded is None:
+        raise ValueError(f"the response has no '{contract.PNG_OUTPUT}' output")
+    return [base64.b64decode(value["b64"]) for value in encoded]
 
 
 def images_from_grpc(response) -> np.ndarray:
@@ -69,11 +97,12 @@ def pngs_from_grpc(response) -> list[bytes]:
     return list(response.outputs[contract.PNG_OUTPUT].string_val)
 
 
-def call_rest(base: str, seeds: Sequence[int], model_name: str = DEFAULT_MODEL) -> np.ndarray:
+def call_rest(base: str, seeds: Sequence[int], model_name: str = DEFAULT_MODEL) -> dict[str, Any]:
+    """The parsed JSON response of generate_from_seeds (read it with pngs_from_rest / images_from_rest)."""
     request = urllib.request.Request(rest_url(base, model_name), data=json.dumps(rest_body(seeds)).encode(),
                                      headers={"Content-Type": "application/json"}, method="POST")
     with urllib.request.urlopen(request, timeout=TIMEOUT_S) as reply:  # noqa: S310 - a URL the user gave
-        return images_from_rest(json.load(reply))
+        return json.load(reply)
 
 
 def call_grpc(target: str, seeds: Sequence[int], model_name: str = DEFAULT_MODEL):
@@ -96,16 +125,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     os.makedirs(args.out, exist_ok=True)
     if args.rest:
-        from PIL import Image
-
-        images = call_rest(args.rest, args.seeds, args.model)
-        for seed, image in zip(args.seeds, images):
-            Image.fromarray(image[..., 0] if image.shape[-1] == 1 else image).save(
-                os.path.join(args.out, f"seed_{seed}.png"))
+        pngs = pngs_from_rest(call_rest(args.rest, args.seeds, args.model))
     else:
-        for seed, png in zip(args.seeds, pngs_from_grpc(call_grpc(args.grpc, args.seeds, args.model))):
-            with open(os.path.join(args.out, f"seed_{seed}.png"), "wb") as handle:
-                handle.write(png)
+        pngs = pngs_from_grpc(call_grpc(args.grpc, args.seeds, args.model))
+    for seed, png in zip(args.seeds, pngs):
+        with open(os.path.join(args.out, f"seed_{seed}.png"), "wb") as handle:
+            handle.write(png)
     print(f"wrote {len(args.seeds)} image(s) to {os.path.abspath(args.out)}")
     return 0
 

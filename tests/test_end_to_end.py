@@ -56,7 +56,7 @@ z = tf.random.normal([3, 100])
 a = m.signatures["serving_default"](z=z)["images"]
 s = m.signatures["generate_from_seeds"](seeds=tf.constant([5, 6, 5], tf.int64))
 b = m.signatures["generate_from_seeds"](seeds=tf.constant([5], tf.int64))
-png = tf.io.decode_png(s["png"][0])
+png = tf.io.decode_png(s["png_bytes"][0])
 print(json.dumps({{"a": [a.dtype.name] + a.shape.as_list(), "s": [s["images"].dtype.name] + s["images"].shape.as_list(),
   "same_seed_same_image": bool(tf.reduce_all(s["images"][0] == s["images"][2])),
   "batch_independent": bool(tf.reduce_all(s["images"][0] == b["images"][0])),

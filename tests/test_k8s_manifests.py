@@ -166,8 +166,12 @@ def test_tf_serving_is_pinned_locked_down_and_probed_on_model_status(rendered, o
     assert mounts["models"]["mountPath"] == "/models" and mounts["models"]["readOnly"] is True
     claims = {v["name"]: v.get("persistentVolumeClaim", {}).get("claimName") for v in spec["volumes"]}
     assert claims["models"] == "ganpipe-models"
-    for probe in ("readinessProbe", "livenessProbe", "startupProbe"):
-        assert container[probe]["httpGet"] == {"path": f"/v1/models/{model}", "port": "http"}
+    # tensorflow/serving 2.16.1, http_rest_api_handler.cc / get_model_metadata_impl.cc: /metadata is
+    # 404 until a version is AVAILABLE, while /v1/models/<name> is 200 for LOADING or failed versions.
+    assert container["readinessProbe"]["httpGet"] == {"path": f"/v1/models/{model}/metadata", "port": "http"}
+    # Liveness must not depend on a model: before the first push none exists.
+    assert container["livenessProbe"] == {**container["livenessProbe"], "tcpSocket": {"port": "http"}}
+    assert "httpGet" not in container["livenessProbe"] and "startupProbe" not in container
     assert {p["name"]: p["containerPort"] for p in container["ports"]} == {"grpc": 8500, "http": 8501}
     assert set(container["resources"]["requests"]) >= {"cpu", "memory"}
     assert set(container["resources"]["limits"]) >= {"cpu", "memory"}

@@ -43,8 +43,19 @@ def executors(job: dict) -> dict:
 
 
 def task_parameter(job: dict, task: str, name: str):
+    """A constant task parameter in the 2.1 spec ({"runtimeValue": {"constant": value}})."""
     value = job["pipelineSpec"]["root"]["dag"]["tasks"][task]["inputs"]["parameters"][name]["runtimeValue"]
-    return next(iter(value["constantValue"].values()))
+    return value["constant"]
+
+
+def test_the_package_uses_the_only_schema_version_open_source_kfp_accepts(compiled):
+    # kubeflow/pipelines 2.0.5 .. 2.17.0, backend/src/apiserver/template/v2_template.go (NewV2SpecTemplate):
+    # `spec.GetSchemaVersion() != SCHEMA_VERSION_2_1_0` -> "KFP only supports schema version 2.1.0".
+    assert compiled["job"]["pipelineSpec"]["schemaVersion"] == "2.1.0"
+    doc = _extract_pipeline_yaml(compiled["result"].package_path)
+    assert doc.pipeline_spec.schema_version == "2.1.0"
+    # backend/src/apiserver/template/template.go (isPipelineSpec): a bare PipelineSpec with a name and root.
+    assert doc.pipeline_spec.pipeline_info.name and doc.pipeline_spec.HasField("root")
 
 
 def test_every_component_of_the_pipeline_is_a_task(compiled):
@@ -120,6 +131,8 @@ def test_multi_worker_training_compiles_to_the_tfjob_executor(compiled):
 @pytest.mark.parametrize("flags, message", [
     ([], "kubeflow.pipeline_root is not set"),
     (["--pipeline-root", "bucket/path"], "must be object storage"),
+    (["--pipeline-root", "/mnt/pipeline/root"], "launcher refuses other roots"),
+    (["--pipeline-root", "minio://mlpipeline/v2"], "use s3:// for MinIO"),
     (["--pipeline-root", ROOT, "--image", "ganpipe:latest"], "pin it with a tag"),
     (["--pipeline-root", ROOT, "--image", "ganpipe"], "pin it with a tag"),
     (["--pipeline-root", ROOT, "--data", "images/local"], "on a cluster the input must be"),

@@ -1,7 +1,9 @@
 """The TFJob the Trainer launches: its manifest, its status reading, and the launcher's wait/cleanup logic.
 
-No cluster runs here. The manifest is checked against k8s/schemas (TFJob
-fields) plus Kubernetes' own strict 1.32 PodTemplateSpec schema; status
+No cluster runs here. The manifest is checked against the Training
+Operator v1.9.0 TFJob CRD's own schema (../shared/k8s, the CRD a cluster
+installs), closed to unknown fields as `kubectl apply --validate=strict`
+refuses them, and its name against the operator webhook's rule; status
 reading is tested on status dicts shaped like the training operator's; the
 launcher runs against `ScriptedCluster`, a minimal in-memory stand-in for
 the API server (five calls, scripted TFJob states) that docs/deploy.md names.
@@ -15,9 +17,7 @@ from pathlib import Path
 
 import jsonschema
 import pytest
-import referencing
 import yaml
-from kubernetes_validate import utils as kv_utils
 
 from ganpipe.components.tfjob_trainer import spec
 from ganpipe.components.tfjob_trainer.launcher import TFJobCancelled, TFJobFailed, TFJobTimeout, run_tfjob
@@ -27,17 +27,41 @@ from ganpipe.trainer import cluster
 from ganpipe.trainer.config import TrainerConfig
 
 REPO = Path(__file__).resolve().parents[1]
-K8S_VERSION = "1.32.0"  # kubectl 1.32 here and on CI
 
 
-def tfjob_validator() -> jsonschema.Draft202012Validator:
-    schema = json.loads((REPO / "k8s/schemas/tfjob-v1.schema.json").read_text())
-    definitions = kv_utils.schema_contents(
-        f"kubernetes-json-schema/v{K8S_VERSION}-local-strict/_definitions.json", K8S_VERSION)
-    registry = referencing.Registry().with_resource(
-        definitions["$id"], referencing.Resource.from_contents(definitions))
-    jsonschema.Draft202012Validator.check_schema(schema)
-    return jsonschema.Draft202012Validator(schema, registry=registry)
+# kubeflow/training-operator v1.9.0, manifests/base/crds/kubeflow.org_tfjobs.yaml (a copy is in ../shared/k8s).
+CRD = REPO.parent / "shared" / "k8s" / "kubeflow.org_tfjobs-v1.9.0.yaml"
+# kubeflow/training-operator v1.9.0, pkg/webhooks/tensorflow/tfjob_webhook.go: NameIsDNS1035Label
+# (k8s.io/apimachinery v0.31.3, pkg/util/validation/validation.go: dns1035LabelFmt, max 63).
+DNS_1035_LABEL = r"^[a-z]([-a-z0-9]*[a-z0-9])?$"
+
+
+def _strict(schema: dict) -> dict:
+    """Objects with listed properties refuse others, as server-side strict field validation does."""
+    if isinstance(schema, dict):
+        schema = {key: _strict(value) for key, value in schema.items()}
+        if schema.get("type") == "object" and "properties" in schema and "additionalProperties" not in schema \
+                and not schema.get("x-kubernetes-preserve-unknown-fields"):
+            schema["additionalProperties"] = False
+        if schema.get("x-kubernetes-int-or-string"):  # a Quantity: 1, "500m", "4Gi"
+            schema.setdefault("anyOf", [{"type": "integer"}, {"type": "string"}])
+    elif isinstance(schema, list):
+        schema = [_strict(item) for item in schema]
+    return schema
+
+
+def tfjob_validator() -> jsonschema.Draft7Validator:
+    assert CRD.exists(), f"the TFJob CRD is missing at {CRD} (the shared folder beside the checkout)"
+    crd = yaml.safe_load(CRD.read_text())
+    (version,) = [v for v in crd["spec"]["versions"] if v["name"] == spec.VERSION]
+    schema = _strict(version["schema"]["openAPIV3Schema"])
+    schema["properties"]["metadata"] = {
+        "type": "object", "required": ["name"],
+        "properties": {"name": {"type": "string", "pattern": DNS_1035_LABEL, "maxLength": 63}}}
+    schema["properties"]["kind"]["enum"] = [spec.KIND]
+    schema["properties"]["apiVersion"]["enum"] = [spec.API_VERSION]
+    jsonschema.Draft7Validator.check_schema(schema)
+    return jsonschema.Draft7Validator(schema)
 
 
 def trainer_config(workers: int, **overrides) -> TrainerConfig:
@@ -66,10 +90,9 @@ def test_manifest_passes_the_tfjob_schema_with_a_strict_kubernetes_pod_template(
 
 
 @pytest.mark.parametrize("breakage, expected", [
-    (lambda m: m["spec"]["tfReplicaSpecs"]["Worker"].update(replicas=0), "less than the minimum"),
-    (lambda m: m["spec"]["runPolicy"].update(cleanPodPolicy="Sometimes"), "is not one of"),
-    (lambda m: m["spec"]["tfReplicaSpecs"]["Worker"]["template"]["spec"]["containers"][0].update(name="tf"),
-     "does not contain"),
+    (lambda m: m["spec"]["tfReplicaSpecs"]["Worker"].update(replicas="three"), "is not of type 'integer'"),
+    (lambda m: m["metadata"].update(name="7-train-abc"), "does not match"),
+    (lambda m: m["metadata"].update(name="x" * 64), "is too long"),
     (lambda m: m["spec"]["tfReplicaSpecs"]["Worker"]["template"]["spec"]["containers"][0].update(imagePullPolcy="x"),
      "Additional properties"),
     (lambda m: m["spec"].update(tfReplicaSpec={}), "Additional properties"),
@@ -119,9 +142,15 @@ def test_tf_config_the_operator_injects_is_the_shared_cluster_shape():
         assert expected["task"] == {"type": "worker", "index": index}
 
 
+def test_the_worker_container_is_named_as_the_operator_requires():
+    # kubeflow/training-operator v1.9.0, tfjob_webhook.go: one container must be named "tensorflow".
+    assert spec.worker_container(manifest())["name"] == "tensorflow"
+
+
 def test_job_names_are_valid_unique_and_leave_room_for_pod_names():
     names = {spec.job_name("A_Very_Long_Pipeline_Name_" * 4, f"/root/Trainer/model/{i}") for i in range(50)}
-    assert len(names) == 50
+    names |= {spec.job_name(prefix, "/root/Trainer/model/1") for prefix in ("2024-faces", "_x", "9", "---")}
+    assert len(names) == 54
     validator = tfjob_validator()
     for name in names:
         assert len(f"{name}-worker-99") <= 63

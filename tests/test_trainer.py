@@ -319,12 +319,12 @@ LOAD_IN_CLEAN_PROCESS = textwrap.dedent("""
     a = seeds_fn(seeds=tf.constant([5, 6, 7], tf.int64))
     b = seeds_fn(seeds=tf.constant([7, 9, 5, 5], tf.int64))
     result["seeds_images"] = [str(a["images"].dtype.name), list(a["images"].shape)]
-    result["seeds_png"] = [str(a["png"].dtype.name), list(a["png"].shape)]
+    result["seeds_png"] = [str(a["png_bytes"].dtype.name), list(a["png_bytes"].shape)]
     result["same_seed_same_bytes"] = bool(
         np.array_equal(a["images"][0], b["images"][2]) and np.array_equal(a["images"][0], b["images"][3])
-        and np.array_equal(a["images"][2], b["images"][0]) and a["png"][2].numpy() == b["png"][0].numpy())
+        and np.array_equal(a["images"][2], b["images"][0]) and a["png_bytes"][2].numpy() == b["png_bytes"][0].numpy())
     result["different_seeds_differ"] = not np.array_equal(a["images"][0], a["images"][1])
-    decoded = tf.io.decode_png(a["png"][1]).numpy()
+    decoded = tf.io.decode_png(a["png_bytes"][1]).numpy()
     result["png_roundtrip"] = bool(np.array_equal(decoded, a["images"][1].numpy()))
 
     z = tf.random.stateless_normal([6, int(serve.structured_input_signature[1]["z"].shape[1])], seed=[1, 2])

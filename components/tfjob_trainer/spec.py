@@ -36,9 +36,16 @@ DATA_VOLUME = "pipeline-root"
 
 
 def job_name(prefix: str, unique: str) -> str:
-    """A DNS-1123 name from a readable prefix and a hash of something unique to the execution."""
+    """A DNS-1035 label from a readable prefix and a hash of something unique to the execution.
+
+    DNS-1035, not 1123: the training operator's webhook refuses a TFJob name
+    that does not start with a letter (kubeflow/training-operator v1.9.0,
+    pkg/webhooks/tensorflow/tfjob_webhook.go: NameIsDNS1035Label).
+    """
     digest = hashlib.sha256(unique.encode("utf-8")).hexdigest()[:10]
     base = re.sub(r"[^a-z0-9-]+", "-", prefix.lower()).strip("-") or "ganpipe"
+    if not base[0].isalpha():  # a pipeline_name such as "2024-faces"
+        base = f"gp-{base}"
     base = base[: MAX_JOB_NAME - len("-train-") - len(digest)].rstrip("-")
     return f"{base}-train-{digest}"
 
