@@ -13,6 +13,7 @@ multi-process mode.
 from __future__ import annotations
 
 import argparse
+import json
 import hashlib
 import io
 import os
@@ -68,12 +69,13 @@ def plain_writer(folder: str, output: str) -> None:
 def image_example_gen(folder: str, output: str, beam_pipeline_args: list[str]) -> None:
     from tfx.types import standard_artifacts
 
+    from ganpipe.components.image_example_gen.config import IngestConfig
     from ganpipe.components.image_example_gen.executor import Executor
 
     examples = standard_artifacts.Examples()
     examples.uri = output
-    properties = {"input_base": folder, "data_format": "folder", "eval_fraction": 0.1, "channels": 1,
-                  "convert_channels": False, "labels_from_subfolders": False}
+    ingest = IngestConfig(eval_fraction=0.1, image_size=28, channels=1, labels_from_subfolders=False)
+    properties = {"input_base": folder, "data_format": "folder", "config": json.dumps(ingest.to_dict())}
     Executor(Executor.Context(beam_pipeline_args=beam_pipeline_args)).Do({}, {"examples": [examples]}, properties)
 
 

@@ -20,6 +20,7 @@ only one that matters.
 from __future__ import annotations
 
 import argparse
+import json
 import dataclasses
 import os
 import shutil
@@ -49,6 +50,7 @@ def ingest_fashion_mnist(work_dir: str) -> str:
     """Fashion-MNIST through ImageExampleGen once; returns the Examples directory."""
     from tfx.types import standard_artifacts
 
+    from ganpipe.components.image_example_gen.config import IngestConfig
     from ganpipe.components.image_example_gen.executor import Executor
 
     examples_dir = os.path.join(work_dir, "fashion_mnist_examples")
@@ -57,8 +59,8 @@ def ingest_fashion_mnist(work_dir: str) -> str:
     shutil.rmtree(examples_dir, ignore_errors=True)
     examples = standard_artifacts.Examples()
     examples.uri = examples_dir
-    properties = {"input_base": FASHION_MNIST_DIR, "data_format": "idx", "eval_fraction": 0.1, "channels": 1,
-                  "convert_channels": False, "labels_from_subfolders": False}
+    ingest = IngestConfig(eval_fraction=0.1, image_size=28, channels=1, labels_from_subfolders=False)
+    properties = {"input_base": FASHION_MNIST_DIR, "data_format": "idx", "config": json.dumps(ingest.to_dict())}
     Executor(Executor.Context(beam_pipeline_args=[])).Do({}, {"examples": [examples]}, properties)
     return examples_dir
 

@@ -8,8 +8,10 @@ from __future__ import annotations
 
 import dataclasses
 import os
+from typing import Optional
 
 from ganpipe.components.image_example_gen import shape, sources
+from ganpipe.components.image_example_gen.config import IngestConfig
 from ganpipe.pipeline import datasets
 from ganpipe.pipeline.config import ConfigError, PipelineConfig
 from ganpipe.trainer.config import AUTO
@@ -20,6 +22,9 @@ class ResolvedInput:
     path: str
     format: str
     summary: str
+    # What ImageExampleGen gets: the user's settings, `auto` left as it was, so the
+    # component decides (and records why) from the same images as the preflight did.
+    ingest: Optional[IngestConfig] = None
 
 
 def resolve(config: PipelineConfig) -> ResolvedInput:
@@ -29,15 +34,17 @@ def resolve(config: PipelineConfig) -> ResolvedInput:
     left at auto are set on ``config`` to what ingestion will store (decided
     from the images by the same function the executor runs).
     """
+    ingest = config.ingest_config()
     if datasets.is_bundled(config.data.path):
         try:
             path, data_format = datasets.materialize(
                 config.data.path, os.path.join(os.path.abspath(config.output_dir), "data"))
         except datasets.DatasetNotInstalled as error:
             raise ConfigError(str(error)) from None
-        found = sources.preflight(path, data_format, config.ingest_config())
+        found = sources.preflight(path, data_format, ingest)
         _settle_shape(config, found["shape"])
-        return ResolvedInput(path, data_format, f"named dataset '{config.data.path}' ({path}); {_shape_line(found)}")
+        return ResolvedInput(path, data_format, f"named dataset '{config.data.path}' ({path}); {_shape_line(found)}",
+                             ingest)
     path = os.path.abspath(os.path.expanduser(config.data.path))
     if os.path.abspath(config.output_dir).startswith(path + os.sep):
         raise ConfigError(f"output_dir {config.output_dir} lies inside the input folder {path}: "
@@ -47,10 +54,10 @@ def resolve(config: PipelineConfig) -> ResolvedInput:
         found = {"shape": _tfrecord_shape(path, config)}
         _settle_shape(config, found["shape"])
         return ResolvedInput(path, data_format, f"TFRecords of tf.Example at {path}; {_shape_line(found)}")
-    found = sources.preflight(path, data_format, config.ingest_config())
+    found = sources.preflight(path, data_format, ingest)
     _settle_shape(config, found["shape"])
     return ResolvedInput(path, data_format, f"{data_format} input at {path} ({_describe(found)}); "
-                                            f"{_shape_line(found)}")
+                                            f"{_shape_line(found)}", ingest)
 
 
 def _tfrecord_shape(path: str, config: PipelineConfig) -> dict:

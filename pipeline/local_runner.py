@@ -48,7 +48,7 @@ def run_local(config: PipelineConfig, data: ResolvedInput, echo: Callable[[str],
 
     from ganpipe.pipeline.pipeline import create_pipeline
 
-    pipeline = create_pipeline(config, data.path, data.format)
+    pipeline = create_pipeline(config, data.path, data.format, ingest=data.ingest)
     # TFX logs through absl, whose records otherwise reach the root logger
     # (configured by a dependency at import) and flood the terminal with the
     # pipeline IR. Keep INFO for our progress handler, warnings for the user.

@@ -17,6 +17,7 @@ from tfx.components import ImportExampleGen
 from ganpipe.components.data_gate.component import DataGate
 from ganpipe.components.gan_evaluator.component import GanEvaluator
 from ganpipe.components.image_example_gen.component import ImageExampleGen
+from ganpipe.components.image_example_gen.config import IngestConfig
 from ganpipe.components.serving_pusher.component import ServingPusher
 from ganpipe import contract
 from ganpipe.pipeline import schema as curated_schema
@@ -33,6 +34,7 @@ def create_pipeline(
     pipeline_root: str | None = None,
     schema_file: str | None = None,
     on_cluster: bool | None = None,
+    ingest: IngestConfig | None = None,
 ) -> tfx.dsl.Pipeline:
     """Builds the pipeline for an already resolved input (see ganpipe.pipeline.inputs).
 
@@ -40,12 +42,14 @@ def create_pipeline(
     pipeline is compiled for Kubeflow (pipeline/kubeflow_runner.py).
     `on_cluster` (default: inside a Kubernetes pod) lets a Trainer with
     train.workers > 1 run its workers as a TFJob (kubeflow.tfjob).
+    `ingest` overrides what ImageExampleGen gets (default: ``config.ingest_config()``).
     """
     pipeline_root = pipeline_root or config.pipeline_root
     if data_format == "tfrecord":
         example_gen = _import_example_gen(data_path, config.data.eval_fraction)
     else:
-        example_gen = ImageExampleGen(input_base=data_path, data_format=data_format, config=config.ingest_config())
+        example_gen = ImageExampleGen(input_base=data_path, data_format=data_format,
+                                      config=ingest or config.ingest_config())
     examples = example_gen.outputs["examples"]
 
     statistics_gen = tfx.components.StatisticsGen(

@@ -1,0 +1,232 @@
+"""Real colour images at 64 px: FID, KID and coverage against CPU time, per architecture and augmentation.
+
+The data is ../shared/data/emoji-twitter-64 (3,786 Twemoji, CC-BY 4.0, (c)
+Twitter, Inc and other contributors), ingested once by ImageExampleGen with
+the defaults a user gets (`auto` shape: 64x64 RGB, alpha over white). Every
+variant trains on the same train split for the same budget of CPU seconds
+(this process's CPU time, all threads: on 2 cores one CPU-minute is about 30
+wall seconds of a busy training step) and is scored at the same fractions of
+that budget against the same real eval images, with the offline extractor
+(random-conv-v1: NOT Inception FID). Each variant is one continuous run:
+training resumes from its own checkpoint between evaluation points.
+
+Variants: architecture dcgan-tutorial | dcgan | resnet, each with
+augmentation off and DiffAugment, `--seeds` seeds each. The default preset
+(`train.architecture: auto`, `train.augment: auto`) is what `ganpipe run`
+trains on this folder. Sample grids at the end of the budget are written
+next to the JSON (`quality_colour_<variant>.png`, seed 0).
+
+    .venv/bin/python -m bench.quality_colour [--cpu-minutes 10] [--points 4] [--seeds 2] [--samples 1000]
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import os
+import shutil
+import statistics
+import time
+
+import numpy as np
+
+from bench.common import RESULTS_DIR, summarize, write_result
+
+EMOJI_DIR = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "..", "shared", "data",
+                         "emoji-twitter-64")
+WORK_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), ".work")
+VARIANTS = {
+    # name: TrainerConfig overrides (the rest are the defaults a user gets)
+    "dcgan-tutorial": {"architecture": "dcgan-tutorial", "augment": "off"},
+    "dcgan-tutorial+diffaugment": {"architecture": "dcgan-tutorial", "augment": "diffaugment"},
+    "dcgan": {"architecture": "dcgan", "augment": "off"},
+    "dcgan+diffaugment": {"architecture": "dcgan", "augment": "diffaugment"},
+    "resnet": {"architecture": "resnet", "augment": "off"},
+    "resnet+diffaugment": {"architecture": "resnet", "augment": "diffaugment"},
+}
+
+
+def ingest(source: str, work_dir: str) -> tuple[str, dict]:
+    """The folder through ImageExampleGen with default settings; (Examples dir, ingest report)."""
+    from tfx.types import standard_artifacts
+
+    from ganpipe.components.image_example_gen.config import IngestConfig
+    from ganpipe.components.image_example_gen.executor import Executor
+
+    examples_dir = os.path.join(work_dir, "emoji_examples")
+    report_path = os.path.join(examples_dir, "ingest_report.json")
+    if not os.path.exists(report_path):
+        shutil.rmtree(examples_dir, ignore_errors=True)
+        examples = standard_artifacts.Examples()
+        examples.uri = examples_dir
+        properties = {"input_base": source, "data_format": "auto", "config": json.dumps(IngestConfig().to_dict())}
+        Executor(Executor.Context(beam_pipeline_args=[])).Do({}, {"examples": [examples]}, properties)
+    with open(report_path, encoding="utf-8") as handle:
+        return examples_dir, json.load(handle)
+
+
+def default_preset(train_count: int) -> dict:
+    """What `train.architecture: auto` and `train.augment: auto` resolve to for this data."""
+    from ganpipe.trainer.config import TrainerConfig, resolve_architecture, resolve_augment
+
+    cfg = TrainerConfig(image_size=64, channels=3)
+    return {"architecture": resolve_architecture(cfg).architecture,
+            "augment": resolve_augment(cfg, train_count).augment}
+
+
+def generated_images(generator, latent_dim: int, count: int, batch: int = 250) -> np.ndarray:
+    import tensorflow as tf
+
+    from ganpipe.trainer.models import latents_for_seeds, to_uint8
+
+    chunks = []
+    for start in range(0, count, batch):
+        seeds = tf.range(start, min(start + batch, count), dtype=tf.int64) + 1_000_000
+        chunks.append(to_uint8(generator(latents_for_seeds(seeds, latent_dim), training=False)).numpy())
+    return np.concatenate(chunks)
+
+
+def curve(cfg, train_files: list[str], reference, extractor, budget_s: float, points: int, samples: int,
+          run_dir: str) -> tuple[list[dict], np.ndarray]:
+    """Trains in chunks until each fraction of the CPU budget, scoring there; returns (points, final images)."""
+    from ganpipe.evaluation import metrics
+    from ganpipe.trainer.train import train_run
+
+    shutil.rmtree(run_dir, ignore_errors=True)
+    measured: list[dict] = []
+    cpu_seconds, step, per_step = 0.0, 0, None
+    images = np.zeros((0,))
+    for point in range(1, points + 1):
+        target = budget_s * point / points
+        while cpu_seconds < target:
+            # The first chunk measures the cost of a step; later ones aim at the target from it.
+            chunk = 20 if per_step is None else max(1, int(round((target - cpu_seconds) / per_step)))
+            staged = dataclasses.replace(cfg, steps=step + chunk, checkpoint_every=step + chunk, log_every=10_000,
+                                         sample_every=10_000_000, checkpoint_dir=os.path.join(run_dir, "ckpt"))
+            started = time.process_time()
+            result = train_run(staged, train_files, run_dir)
+            spent = time.process_time() - started
+            cpu_seconds += spent
+            per_step = spent / chunk if per_step is None else 0.5 * per_step + 0.5 * spent / chunk
+            step += chunk
+        images = generated_images(result.generator, cfg.latent_dim, samples)
+        scores = metrics.score(metrics.FeatureSummary.from_features(extractor(images)), reference)
+        measured.append({"step": step, "cpu_minutes": cpu_seconds / 60, "fid": scores.fid, "kid": scores.kid,
+                         "coverage": scores.coverage, "recall": scores.recall})
+        print(f"    {cpu_seconds / 60:5.1f} CPU-min  step {step:5d}  FID {scores.fid:7.3f}  KID {scores.kid:.4f}  "
+              f"coverage {scores.coverage:.3f}", flush=True)
+    return measured, images
+
+
+def run(cpu_minutes: float, points: int, seeds: int, samples: int, variants: list[str]) -> tuple[dict, dict]:
+    from ganpipe.evaluation import metrics
+    from ganpipe.evaluation.feature_extractors import get_extractor
+    from ganpipe.trainer.config import TrainerConfig
+    from ganpipe.trainer.data import load_images
+
+    os.makedirs(WORK_DIR, exist_ok=True)
+    examples_dir, report = ingest(os.path.normpath(EMOJI_DIR), WORK_DIR)
+    train_files = [os.path.join(examples_dir, "Split-train", "*")]
+    extractor = get_extractor("random-conv")
+    real_eval = load_images([os.path.join(examples_dir, "Split-eval", "*")], channels=3, image_size=64)
+    real_train = load_images(train_files, channels=3, image_size=64, limit=samples)
+    reference = metrics.FeatureSummary.from_features(extractor(real_eval))
+    floor = metrics.score(metrics.FeatureSummary.from_features(extractor(real_train)), reference).to_dict()
+    preset = default_preset(report["splits"]["train"])
+    print(f"emoji: {report['splits']} images, stored {report['stored_shape']}; default preset {preset}; "
+          f"real floor FID {floor['fid']:.3f} coverage {floor['coverage']:.3f}", flush=True)
+
+    curves, grids = {}, {}
+    for name in variants:
+        curves[name] = []
+        for seed in range(seeds):
+            print(f"  {name} (seed {seed}):", flush=True)
+            cfg = TrainerConfig(image_size=64, channels=3, seed=seed, **VARIANTS[name])
+            measured, images = curve(cfg, train_files, reference, extractor, cpu_minutes * 60, points, samples,
+                                     os.path.join(WORK_DIR, f"colour-{name}-{seed}"))
+            curves[name].append(measured)
+            if seed == 0:
+                grids[name] = images[:64]
+    medians = {
+        name: [{key: summarize([run_[i][key] for run_ in runs]) for key in ("fid", "kid", "coverage", "recall")}
+               | {"step": statistics.median(run_[i]["step"] for run_ in runs),
+                  "cpu_minutes": statistics.median(run_[i]["cpu_minutes"] for run_ in runs)}
+               for i in range(points)]
+        for name, runs in curves.items()
+    }
+    final = {name: points_[-1]["fid"]["median"] for name, points_ in medians.items()}
+    preset_name = preset["architecture"] + ("+diffaugment" if preset["augment"] != "off" else "")
+    result = {
+        "data": "emoji-twitter-64", "ingest": {"splits": report["splits"], "stored_shape": report["stored_shape"]},
+        "extractor": extractor.name, "cpu_minutes": cpu_minutes, "points": points, "seeds": seeds,
+        "samples": samples, "num_real_eval": int(len(real_eval)), "real_floor": floor,
+        "default_preset": preset_name, "curves": medians, "runs": curves, "final_fid": final,
+        "preset_fid_over_tutorial": (final[preset_name] / final["dcgan-tutorial"]
+                                     if preset_name in final and "dcgan-tutorial" in final else None),
+        "target_ratio": 1 / 3,
+    }
+    return result, grids
+
+
+def write_grids(grids: dict, real: np.ndarray, directory: str) -> list[str]:
+    from ganpipe.trainer.visualize import image_grid
+    from PIL import Image
+
+    paths = []
+    for name, images in {"real": real[:64], **grids}.items():
+        path = os.path.join(directory, f"quality_colour_{name}.png")
+        grid = np.asarray(image_grid(images, columns=8))
+        Image.fromarray(grid).resize((grid.shape[1] * 2, grid.shape[0] * 2), Image.NEAREST).save(path)
+        paths.append(path)
+    return paths
+
+
+def plot(result: dict, path: str) -> None:
+    from matplotlib.figure import Figure
+
+    figure = Figure(figsize=(7.5, 4.5))
+    axes = figure.add_subplot()
+    for name, points in result["curves"].items():
+        minutes = [p["cpu_minutes"] for p in points]
+        axes.plot(minutes, [p["fid"]["median"] for p in points], marker="o", label=name,
+                  linewidth=2.5 if name == result["default_preset"] else 1.2)
+    axes.axhline(result["real_floor"]["fid"], color="grey", linestyle=":", label="real floor")
+    axes.set_xlabel("CPU-minutes of training (this process, all threads)")
+    axes.set_ylabel(f"FID ({result['extractor']}, not Inception)")
+    axes.set_yscale("log")
+    axes.set_title(f"emoji 64x64 RGB, median of {result['seeds']} seed(s)")
+    axes.legend(fontsize=8)
+    figure.tight_layout()
+    figure.savefig(path, dpi=110)
+
+
+def main(argv: list[str] | None = None) -> dict:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--cpu-minutes", type=float, default=10.0)
+    parser.add_argument("--points", type=int, default=4)
+    parser.add_argument("--seeds", type=int, default=2)
+    parser.add_argument("--samples", type=int, default=1000)
+    parser.add_argument("--variants", nargs="+", default=list(VARIANTS), choices=list(VARIANTS))
+    args = parser.parse_args(argv)
+    result, grids = run(args.cpu_minutes, args.points, args.seeds, args.samples, args.variants)
+    print(f"quality on colour images ({result['extractor']}), median at {args.cpu_minutes:g} CPU-minutes:")
+    for name, points in result["curves"].items():
+        last = points[-1]
+        print(f"  {name:28s} step {last['step']:7.0f}  FID {last['fid']['median']:8.3f} "
+              f"[{last['fid']['min']:.2f}-{last['fid']['max']:.2f}]  KID {last['kid']['median']:.4f}  "
+              f"coverage {last['coverage']['median']:.3f}")
+    print(f"  default preset {result['default_preset']}: FID / dcgan-tutorial's = "
+          f"{result['preset_fid_over_tutorial']} (target <= 1/3)")
+    path = write_result("quality_colour", result)
+    plot(result, path.replace(".json", ".png"))
+    from ganpipe.trainer.data import load_images
+
+    real = load_images([os.path.join(WORK_DIR, "emoji_examples", "Split-eval", "*")], channels=3, image_size=64,
+                       limit=64)
+    print("wrote", path, *write_grids(grids, real, os.path.dirname(path)))
+    return result
+
+
+if __name__ == "__main__":
+    main()
