@@ -33,7 +33,7 @@ import pytest  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
 from tests.test_trainer import TINY, _blobs, _write_split, summarize_exports_in_clean_process  # noqa: E402
-from trainer import cluster  # noqa: E402
+from ganpipe.trainer import cluster  # noqa: E402
 from ganpipe.trainer.config import TrainerConfig  # noqa: E402
 from ganpipe.trainer.local_workers import launch  # noqa: E402
 from ganpipe.trainer.task import run_fn  # noqa: E402

@@ -26,7 +26,8 @@ import tensorflow as tf  # noqa: E402
 
 from ganpipe.components.tfjob_trainer import spec  # noqa: E402
 from ganpipe.components.tfjob_trainer.settings import TFJobSettings  # noqa: E402
-from trainer import cluster, contract  # noqa: E402
+from ganpipe import contract  # noqa: E402
+from ganpipe.trainer import cluster  # noqa: E402
 from ganpipe.trainer.config import TrainerConfig  # noqa: E402
 
 WORKERS = 2
