@@ -46,16 +46,17 @@ def _uniform(seed: tf.Tensor, tag: int, rows: tf.Tensor, columns: int) -> tf.Ten
 
 
 def _color(images: tf.Tensor, params: tf.Tensor, gate: tf.Tensor) -> tf.Tensor:
-    """params U[0,1) [N, 3] -> brightness, saturation, contrast; gate float [N] (0 = identity)."""
-    gate = gate[:, None, None, None]
-    brightness = (params[:, 0, None, None, None] - 0.5) * gate
-    saturation = 1.0 + (params[:, 1, None, None, None] * 2.0 - 1.0) * gate
-    contrast = 1.0 + (params[:, 2, None, None, None] - 0.5) * gate
+    """params U[0,1) [N, 3] -> brightness, saturation, contrast; gate float [N] (0: the image, exactly)."""
+    brightness = params[:, 0, None, None, None] - 0.5
+    saturation = params[:, 1, None, None, None] * 2.0
+    contrast = params[:, 2, None, None, None] + 0.5
     x = images + brightness
     mean = tf.reduce_mean(x, axis=3, keepdims=True)
     x = (x - mean) * saturation + mean
     mean = tf.reduce_mean(x, axis=[1, 2, 3], keepdims=True)
-    return (x - mean) * contrast + mean
+    x = (x - mean) * contrast + mean
+    # A select, not factors of 1 and offsets of 0: those would still round the untouched images.
+    return tf.where(gate[:, None, None, None] > 0, x, images)
 
 
 def _shift_axis(images: tf.Tensor, shift: tf.Tensor, axis: int) -> tf.Tensor:

@@ -115,6 +115,8 @@ class TrainerConfig:
     def __post_init__(self) -> None:
         if self.mixed_precision == "off":  # the first name of "none" (configs and manifests written with it)
             self.mixed_precision = "none"
+        if self.augment is False:  # YAML (and --set) read a bare off as the boolean false
+            self.augment = "off"
         self.validate()
 
     @property

@@ -14,7 +14,8 @@ SpectralNormalization), whatever train.spectral_norm says: that is the model.
 
 Widths: ``spec.width`` channels next to the image, doubling per level towards
 4x4, capped at 8 * width (the same rule as trainer/dcgan.py). Departures:
-BatchNorm is global-batch (trainer/layers.py); conditioning is one-hot labels
+BatchNorm is global-batch (trainer/layers.py); G's layers before BatchNorm
+have no bias (see ``_up_block``); conditioning is one-hot labels
 concatenated to z (SNGAN uses conditional BatchNorm) and D's projection term
 (its embedding is not spectrally normalised); D may use row dropout after each
 block (spec.dropout; SNGAN has none).
@@ -31,12 +32,19 @@ from ganpipe.trainer.layers import ProjectionDiscriminator, batch_norm, float32_
 
 
 def _up_block(x, filters: int, spec: NetworkSpec):
-    """[N, s, s, c] -> [N, 2s, 2s, filters]: pre-activation residual block with nearest upsampling."""
-    shortcut = layers.Conv2D(filters, 1)(layers.UpSampling2D(2, interpolation="nearest")(x))
+    """[N, s, s, c] -> [N, 2s, 2s, filters]: pre-activation residual block with nearest upsampling.
+
+    No biases: every convolution here feeds a BatchNorm (this block's, the
+    next block's or the final one), which removes any per-channel constant, so
+    a bias has a gradient of exactly zero in theory and of float noise in
+    practice -- which Adam, dividing by its root mean square, turns into
+    lr-sized random steps (and 1 replica and N would walk differently).
+    """
+    shortcut = layers.Conv2D(filters, 1, use_bias=False)(layers.UpSampling2D(2, interpolation="nearest")(x))
     h = layers.ReLU()(batch_norm(spec)(x))
-    h = layers.Conv2D(filters, 3, padding="same")(layers.UpSampling2D(2, interpolation="nearest")(h))
+    h = layers.Conv2D(filters, 3, padding="same", use_bias=False)(layers.UpSampling2D(2, interpolation="nearest")(h))
     h = layers.ReLU()(batch_norm(spec)(h))
-    h = layers.Conv2D(filters, 3, padding="same")(h)
+    h = layers.Conv2D(filters, 3, padding="same", use_bias=False)(h)
     return layers.Add()([shortcut, h])
 
 
@@ -51,7 +59,8 @@ def generator(spec: NetworkSpec) -> keras.Model:
         inputs.append(labels)
         x = layers.Concatenate()([z, keras.ops.one_hot(labels, spec.num_classes)])
     top = channels(spec.width, depth)
-    x = layers.Reshape((START_SIZE, START_SIZE, top))(layers.Dense(START_SIZE * START_SIZE * top)(x))
+    # No bias: the first block's BatchNorm (and, through its shortcut, the next one's) absorbs it.
+    x = layers.Reshape((START_SIZE, START_SIZE, top))(layers.Dense(START_SIZE * START_SIZE * top, use_bias=False)(x))
     for level in reversed(range(depth)):
         x = _up_block(x, channels(spec.width, level), spec)
     x = layers.ReLU()(batch_norm(spec)(x))
