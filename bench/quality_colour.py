@@ -70,9 +70,9 @@ def default_preset(train_count: int) -> dict:
     """What `train.architecture: auto` and `train.augment: auto` resolve to for this data."""
     from ganpipe.trainer.config import TrainerConfig, resolve_architecture, resolve_augment
 
-    cfg = TrainerConfig(image_size=64, channels=3)
-    return {"architecture": resolve_architecture(cfg).architecture,
-            "augment": resolve_augment(cfg, train_count).augment}
+    defaults = TrainerConfig()
+    return {"architecture": resolve_architecture(defaults.architecture, 64),
+            "augment": resolve_augment(defaults.augment, train_count)}
 
 
 def generated_images(generator, latent_dim: int, count: int, batch: int = 250) -> np.ndarray:

@@ -98,11 +98,12 @@ class TutorialLoop:
         import tensorflow as tf
         from keras import layers
 
+        from ganpipe.trainer.config import network_spec
         from ganpipe.trainer.models import LEAKY_RELU_SLOPE, build_generator
 
         self.batch_size, self.noise_dim = cfg.batch_size, cfg.latent_dim
         keras.utils.set_random_seed(cfg.seed)
-        self.generator = build_generator(dataclasses.replace(cfg, sync_batch_norm=False))  # plain BatchNorm
+        self.generator = build_generator(dataclasses.replace(network_spec(cfg), sync_batch_norm=False))  # plain BatchNorm
         self.discriminator = keras.Sequential([
             keras.Input(shape=(cfg.image_size, cfg.image_size, cfg.channels)),
             layers.Conv2D(64, (5, 5), strides=(2, 2), padding="same"),

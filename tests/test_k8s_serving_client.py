@@ -30,11 +30,12 @@ from ganpipe.trainer.config import TrainerConfig  # noqa: E402
 @pytest.fixture(scope="module")
 def signature(tmp_path_factory):
     from ganpipe.trainer.export import export_generator
+    from ganpipe.trainer.config import network_spec
     from ganpipe.trainer.models import build_generator
 
     cfg = TrainerConfig(image_size=16, channels=1, latent_dim=8)
     path = str(tmp_path_factory.mktemp("generator") / "1")
-    export_generator(build_generator(cfg), cfg, path)
+    export_generator(build_generator(network_spec(cfg)), cfg, path)
     return tf.saved_model.load(path).signatures[contract.SEEDS_SIGNATURE]
 
 

@@ -24,7 +24,7 @@ import pytest  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
 from ganpipe import contract  # noqa: E402
-from ganpipe.trainer.config import SUPPORTED_CHANNELS, SUPPORTED_IMAGE_SIZES, TrainerConfig  # noqa: E402
+from ganpipe.trainer.config import SUPPORTED_CHANNELS, SUPPORTED_IMAGE_SIZES, TrainerConfig, network_spec  # noqa: E402
 from ganpipe.trainer.data import NoDataError, load_images, make_dataset  # noqa: E402
 from ganpipe.trainer.losses import (  # noqa: E402
     discriminator_loss, discriminator_loss_per_example, generator_loss, generator_loss_per_example,
@@ -144,8 +144,8 @@ def trained(tmp_path_factory, train_pattern: str) -> types.SimpleNamespace:
 @pytest.mark.parametrize("size", SUPPORTED_IMAGE_SIZES)
 def test_models_shapes_and_ranges(size: int, channels: int):
     cfg = TrainerConfig(image_size=size, channels=channels, latent_dim=16)
-    generator = build_generator(cfg)
-    discriminator = build_discriminator(cfg)
+    generator = build_generator(network_spec(cfg))
+    discriminator = build_discriminator(network_spec(cfg))
     z = tf.random.stateless_normal([3, cfg.latent_dim], seed=[0, 0]) * 3.0
     images = generator(z, training=False).numpy()
     assert images.shape == (3, size, size, channels)
@@ -160,8 +160,8 @@ def test_models_shapes_and_ranges(size: int, channels: int):
 def test_models_are_the_tutorials_at_28x28():
     """Parameter counts of the TensorFlow DCGAN tutorial's MNIST networks, to the unit."""
     cfg = TrainerConfig(image_size=28, channels=1)
-    assert build_generator(cfg).count_params() == 2_330_944
-    assert build_discriminator(cfg).count_params() == 212_865
+    assert build_generator(network_spec(cfg)).count_params() == 2_330_944
+    assert build_discriminator(network_spec(cfg)).count_params() == 212_865
 
 
 # ---------------------------------------------------------------- losses
@@ -281,7 +281,7 @@ def test_training_writes_logs_and_plots(trained: types.SimpleNamespace):
 def test_training_changes_weights_and_is_reproducible(tmp_path: Path, train_pattern: str):
     cfg = TrainerConfig(**{**TINY, "steps": 3, "log_every": 3, "sample_every": 3})
     keras.utils.set_random_seed(cfg.seed)
-    initial = _weights(build_generator(cfg))  # train_run() initialises from the same seed
+    initial = _weights(build_generator(network_spec(cfg)))  # train_run() initialises from the same seed
 
     first = _weights(train_run(cfg, [train_pattern], str(tmp_path / "a")).generator)
     second = _weights(train_run(cfg, [train_pattern], str(tmp_path / "b")).generator)

@@ -16,7 +16,7 @@ import tensorflow as tf  # noqa: E402
 from ganpipe.pipeline.config import ConfigError, load_config  # noqa: E402
 from tests.test_trainer import TINY, _blobs, _scalars, _write_split, summarize_exports_in_clean_process  # noqa: E402
 from ganpipe import contract  # noqa: E402
-from ganpipe.trainer.config import TrainerConfig  # noqa: E402
+from ganpipe.trainer.config import TrainerConfig, network_spec  # noqa: E402
 from ganpipe.trainer.data import make_dataset  # noqa: E402
 from ganpipe.trainer.task import train  # noqa: E402
 from ganpipe.trainer.train import GanTrainer, TrainingDataError, train_run  # noqa: E402
@@ -172,8 +172,8 @@ def test_discriminator_dropout_zero_makes_training_mode_deterministic():
 
     images = tf.random.stateless_uniform((4, 32, 32, 1), seed=(1, 2), minval=-1.0, maxval=1.0)
     seeds = [tf.constant([3, 4], tf.int64), tf.constant([5, 6], tf.int64)]
-    plain = build_discriminator(TrainerConfig(image_size=32, channels=1, discriminator_dropout=0.0))
-    dropped = build_discriminator(TrainerConfig(image_size=32, channels=1))
+    plain = build_discriminator(network_spec(TrainerConfig(image_size=32, channels=1, discriminator_dropout=0.0)))
+    dropped = build_discriminator(network_spec(TrainerConfig(image_size=32, channels=1)))
     dropped.set_weights(plain.get_weights())
     plain_logits = [plain(images, training=True, noise_seed=seed).numpy() for seed in seeds]
     dropped_logits = [dropped(images, training=True, noise_seed=seed).numpy() for seed in seeds]
@@ -186,6 +186,6 @@ def test_generator_batch_norm_uses_the_configured_momentum():
     from ganpipe.trainer.models import build_generator
 
     for momentum in (0.9, 0.99):
-        generator = build_generator(TrainerConfig(image_size=32, channels=1, batch_norm_momentum=momentum))
+        generator = build_generator(network_spec(TrainerConfig(image_size=32, channels=1, batch_norm_momentum=momentum)))
         norms = [layer for layer in generator.layers if isinstance(layer, tf.keras.layers.BatchNormalization)]
         assert norms and {layer.momentum for layer in norms} == {momentum}

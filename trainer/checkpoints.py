@@ -98,10 +98,10 @@ class CheckpointKeeper:
         if saved is None:
             return
         try:
-            saved_arch = TrainerConfig.from_dict(saved).architecture()
+            saved_arch = TrainerConfig.from_dict(saved).network_fields()
         except ValueError as error:
             raise CheckpointMismatchError(f"{self.directory}: unreadable {CONFIG_FILE}: {error}") from None
-        wanted = self.cfg.architecture()
+        wanted = self.cfg.network_fields()
         changed = [f"train.{key}: {saved_arch[key]!r} -> {wanted[key]!r}"
                    for key in wanted if saved_arch.get(key) != wanted[key]]
         if changed:

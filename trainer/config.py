@@ -16,13 +16,32 @@ SUPPORTED_IMAGE_SIZES = (8, 16, 28, 32, 64, 128)
 AUTO = 0
 SUPPORTED_CHANNELS = (1, 3)
 LOSSES = ("bce", "hinge", "wgan-gp")
+# "auto" resolves to the architecture's usual loss: hinge for resnet (SNGAN), else bce.
+LOSS_CHOICES = (*LOSSES, "auto")
+# The networks (trainer/models.py, dcgan.py, resnet.py); "auto" picks one by resolution
+# (resolve_architecture).
+ARCHITECTURES = ("dcgan-tutorial", "dcgan", "resnet")
+ARCHITECTURE_CHOICES = (*ARCHITECTURES, "auto")
+# Below this side "auto" keeps the tutorial's networks: made for 28x28, measured on digits and
+# Fashion-MNIST up to 32 px (the demo, bench/quality_per_compute.py). From it on, Radford et
+# al.'s DCGAN, whose depth grows with the resolution (bench/quality_colour.py, emoji at 64 px).
+AUTO_DCGAN_FROM_SIZE = 64
+# Discriminator augmentation (trainer/augment.py): DiffAugment with a fixed p, or with p adapted
+# ADA-style; "auto" turns DiffAugment on for small training sets (resolve_augment).
+AUGMENTS = ("off", "diffaugment", "ada")
+AUGMENT_CHOICES = (*AUGMENTS, "auto")
+# PROVISIONAL, not measured on this project yet: Zhao et al. and Karras et al. 2020 show
+# augmentation helping up to tens of thousands of images and hurting little above; 20,000 is a
+# guess to be replaced by a bench measurement.
+AUTO_AUGMENT_BELOW_IMAGES = 20_000
 # "none", not "off": YAML reads a bare off as the boolean false.
 MIXED_PRECISION = ("none", "float16", "bfloat16")
 
 # Settings that change what the networks are (their variables and shapes): a
 # checkpoint written under one value cannot be resumed under another.
-ARCHITECTURE_FIELDS = ("image_size", "channels", "latent_dim", "spectral_norm", "conditional",
-                       "num_classes", "ema_decay_on", "mixed_precision")
+# ada_on: an ADA run's checkpoint also holds p and its running statistic.
+ARCHITECTURE_FIELDS = ("architecture", "width", "image_size", "channels", "latent_dim", "spectral_norm",
+                       "conditional", "num_classes", "ema_decay_on", "mixed_precision", "ada_on")
 
 
 @dataclasses.dataclass
@@ -55,8 +74,16 @@ class TrainerConfig:
     log_every: int = 25
     sample_every: int = 100
 
+    # The networks: dcgan-tutorial (the TF tutorial's) | dcgan (Radford et al. 2016) |
+    # resnet (SNGAN, Miyato et al. 2018) | auto (by image_size: resolve_architecture).
+    architecture: str = "auto"
+    # dcgan and resnet: channels of G's last (full-resolution side) feature map and of D's first;
+    # they double per level towards 4x4, capped at 8 * width. The tutorial's networks ignore it.
+    # 32, not the paper's 128: on 2 CPU cores a 64 px step at width 32 costs ~1/4 of width 64.
+    width: int = 32
+
     # Losses and regularisers.
-    loss: str = "bce"  # bce (non-saturating, the tutorial's) | hinge | wgan-gp
+    loss: str = "auto"  # bce (non-saturating, the tutorial's) | hinge | wgan-gp | auto (hinge for resnet, else bce)
     gp_weight: float = 10.0  # WGAN-GP gradient-penalty weight (loss=wgan-gp only)
     r1_gamma: float = 0.0  # R1 penalty on real images, gamma/2 * |grad D(x)|^2; 0 = off
     spectral_norm: bool = False  # spectral normalisation of the discriminator's weights
@@ -68,11 +95,19 @@ class TrainerConfig:
     discriminator_dropout: float = 0.3  # dropout after each of D's convolutions (the tutorial's 0.3); 0 = none
     ema_decay: float = 0.999  # EMA of the generator's weights, exported instead of the raw one; 0 = off
     conditional: bool = False  # class-conditional G and D (needs labels on every training image)
+    # Augmentation of every image D sees, real and fake (trainer/augment.py): off | diffaugment
+    # (Zhao et al. 2020, colour + translation + cutout) | ada (the same ops, p adapted towards
+    # ada_target, Karras et al. 2020) | auto (diffaugment below AUTO_AUGMENT_BELOW_IMAGES images).
+    augment: str = "auto"
+    augment_p: float = 1.0  # diffaugment: probability of each op per image (the paper's policy: 1)
+    ada_target: float = 0.6  # ada: the E[sign(D(real))] that p is steered to
+    ada_interval: int = 4  # ada: steps between adjustments of p
+    ada_speed_images: int = 50_000  # ada: real images over which p can move by 1 (Karras: 500k)
     num_classes: int = 0  # with conditional: 0 = 1 + the largest label in the training data
 
     # Distribution and fault tolerance.
     workers: int = 1  # > 1: that many worker processes (local launcher, or a TFJob on a cluster)
-    sync_batch_norm: bool = True  # generator BatchNorm statistics over the global batch, not per replica
+    sync_batch_norm: bool = True  # BatchNorm statistics (G; and D in dcgan) over the global batch, not per replica
     checkpoint_every: int = 100  # steps between checkpoints (and one at the end); 0 = none
     checkpoint_dir: str = ""  # durable and shared by all workers; empty = <run_dir>/checkpoints
 
@@ -84,11 +119,17 @@ class TrainerConfig:
     def __post_init__(self) -> None:
         if self.mixed_precision == "off":  # the first name of "none" (configs and manifests written with it)
             self.mixed_precision = "none"
+        if self.augment is False:  # YAML (and --set) read a bare off as the boolean false
+            self.augment = "off"
         self.validate()
 
     @property
     def ema_decay_on(self) -> bool:
         return self.ema_decay > 0.0
+
+    @property
+    def ada_on(self) -> bool:
+        return self.augment == "ada"
 
     def validate(self) -> None:
         """Raises ValueError naming the first field that is out of bounds."""
@@ -108,8 +149,24 @@ class TrainerConfig:
         for name in ("beta_1", "beta_2"):
             if not 0.0 <= getattr(self, name) < 1.0:
                 raise ValueError(f"train.{name}={getattr(self, name)}: must be in [0, 1)")
-        if self.loss not in LOSSES:
-            raise ValueError(f"train.loss={self.loss!r}: must be one of {', '.join(LOSSES)}")
+        if self.loss not in LOSS_CHOICES:
+            raise ValueError(f"train.loss={self.loss!r}: must be one of {', '.join(LOSS_CHOICES)}")
+        if self.architecture not in ARCHITECTURE_CHOICES:
+            raise ValueError(f"train.architecture={self.architecture!r}: must be one of "
+                             f"{', '.join(ARCHITECTURE_CHOICES)}")
+        if self.width < 1:
+            raise ValueError(f"train.width={self.width}: must be >= 1")
+        if self.architecture in ("dcgan", "resnet") and self.image_size < 32:
+            raise ValueError(f"train.architecture={self.architecture}: needs train.image_size >= 32 "
+                             f"(got {self.image_size}); use dcgan-tutorial or auto")
+        if self.augment not in AUGMENT_CHOICES:
+            raise ValueError(f"train.augment={self.augment!r}: must be one of {', '.join(AUGMENT_CHOICES)}")
+        for name in ("augment_p", "ada_target"):
+            if not 0.0 <= getattr(self, name) <= 1.0:
+                raise ValueError(f"train.{name}={getattr(self, name)}: must be in [0, 1]")
+        for name in ("ada_interval", "ada_speed_images"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"train.{name}={getattr(self, name)}: must be >= 1")
         for name in ("gp_weight", "r1_gamma"):
             if getattr(self, name) < 0.0:
                 raise ValueError(f"train.{name}={getattr(self, name)}: must be >= 0")
@@ -137,7 +194,7 @@ class TrainerConfig:
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
 
-    def architecture(self) -> dict[str, Any]:
+    def network_fields(self) -> dict[str, Any]:
         """The values a checkpoint depends on (see ARCHITECTURE_FIELDS)."""
         return {name: getattr(self, name) for name in ARCHITECTURE_FIELDS}
 
@@ -149,3 +206,77 @@ class TrainerConfig:
         if unknown:
             raise ValueError(f"unknown trainer setting(s): {', '.join(unknown)}")
         return cls(**dict(values))
+
+
+def resolve_architecture(architecture: str, image_size: int) -> str:
+    """The network "auto" means at this resolution (any other value is returned as it is).
+
+    dcgan-tutorial below AUTO_DCGAN_FROM_SIZE (the tutorial's 28x28 networks, which dcgan's
+    4x4-start layout cannot make), dcgan from it on: at 64 px the tutorial's discriminator keeps
+    two convolutions and is far too shallow, while dcgan's depth follows the resolution.
+    """
+    if architecture != "auto":
+        return architecture
+    return "dcgan-tutorial" if image_size < AUTO_DCGAN_FROM_SIZE else "dcgan"
+
+
+def resolve_loss(loss: str, architecture: str) -> str:
+    """"auto" -> hinge for resnet (SNGAN's loss), bce otherwise; ``architecture`` already resolved."""
+    if loss != "auto":
+        return loss
+    return "hinge" if architecture == "resnet" else "bce"
+
+
+def resolve_augment(augment: str, num_images: int | None) -> str:
+    """"auto" -> diffaugment when the training set has fewer than AUTO_AUGMENT_BELOW_IMAGES images.
+
+    ``num_images`` may be a lower bound capped at the threshold (trainer.data.count_records).
+    """
+    if augment != "auto":
+        return augment
+    if num_images is None:
+        raise ValueError("train.augment=auto needs the number of training images")
+    return "diffaugment" if num_images < AUTO_AUGMENT_BELOW_IMAGES else "off"
+
+
+@dataclasses.dataclass(frozen=True)
+class NetworkSpec:
+    """What the networks are built from: the slice of TrainerConfig that shapes G and D.
+
+    ``architecture`` is resolved (never "auto"); ``num_classes`` is 0 for an
+    unconditional network. ``mixed_precision`` is the Keras dtype policy the
+    layers are built under (none | float16 | bfloat16); outputs stay float32.
+    """
+
+    architecture: str
+    image_size: int
+    channels: int
+    latent_dim: int
+    width: int = 64
+    num_classes: int = 0
+    spectral_norm: bool = False  # dcgan-tutorial and dcgan; resnet's D is always spectrally normalised
+    batch_norm_momentum: float = 0.9
+    dropout: float = 0.0  # D's row dropout after each block (trainer.layers.row_dropout)
+    sync_batch_norm: bool = True  # BatchNorm statistics over the global batch
+    mixed_precision: str = "none"
+
+    @property
+    def image_shape(self) -> tuple[int, int, int]:
+        return (self.image_size, self.image_size, self.channels)
+
+
+def network_spec(cfg: TrainerConfig) -> NetworkSpec:
+    """The one place a TrainerConfig becomes a NetworkSpec (architecture "auto" resolved here too)."""
+    return NetworkSpec(
+        architecture=resolve_architecture(cfg.architecture, cfg.image_size),
+        image_size=cfg.image_size,
+        channels=cfg.channels,
+        latent_dim=cfg.latent_dim,
+        width=cfg.width,
+        num_classes=cfg.num_classes if cfg.conditional else 0,
+        spectral_norm=cfg.spectral_norm,
+        batch_norm_momentum=cfg.batch_norm_momentum,
+        dropout=cfg.discriminator_dropout,
+        sync_batch_norm=cfg.sync_batch_norm,
+        mixed_precision=cfg.mixed_precision,
+    )

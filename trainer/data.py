@@ -217,6 +217,14 @@ def _fits_in_memory(files: list[str], cfg: TrainerConfig) -> bool:
     return count * cfg.image_size * cfg.image_size * cfg.channels * 4 <= CACHE_BYTES
 
 
+def count_records(file_patterns: list[str], limit: int | None = None) -> int:
+    """The number of records (training images), reading no more than ``limit`` of them (then: limit)."""
+    records = _records(list_files(file_patterns))
+    if limit is not None:
+        records = records.take(limit)
+    return int(records.reduce(np.int64(0), lambda total, _: total + 1).numpy())
+
+
 def read_labels(file_patterns: list[str]) -> np.ndarray:
     """Every record's label (int64, -1 when unknown), in file order; images are not decoded."""
     dataset = _records(list_files(file_patterns)).map(_decode_label, num_parallel_calls=tf.data.AUTOTUNE)

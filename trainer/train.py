@@ -9,8 +9,9 @@ averaged over the GLOBAL batch and the optimizers all-reduce (sum) the
 gradients.
 
 Reproducibility: weights are initialised from ``cfg.seed``; the data order,
-the generator's noise, the dropout masks and the WGAN-GP mixing weights are
-functions of (``cfg.seed``, step) alone, drawn for the global batch and
+the generator's noise, the dropout masks, the augmentation parameters
+(trainer/augment.py) and the WGAN-GP mixing weights are functions of
+(``cfg.seed``, step) alone, drawn for the global batch and
 sliced per replica. So the same config trains the same weights on the same
 hardware, a run resumed from a checkpoint continues exactly as if it had not
 stopped, and N workers with B/N rows each agree with one worker of B rows up
@@ -19,7 +20,6 @@ to float summation order (docs/design.md, "Distributed training").
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
 import logging
 import os
@@ -33,14 +33,15 @@ from tqdm.auto import tqdm
 from tqdm.contrib.logging import logging_redirect_tqdm
 
 from ganpipe.trainer import visualize
+from ganpipe.trainer.augment import AdaptiveProbability, diff_augment
 from ganpipe.trainer.checkpoints import CheckpointKeeper, checkpoint_directory
-from ganpipe.trainer.config import AUTO, TrainerConfig
-from ganpipe.trainer.data import make_dataset, read_labels, stored_shape
-from ganpipe.trainer.distributed import is_chief, replica_rows, same_on_all_replicas, task_of
-from ganpipe.trainer.losses import (
-    discriminator_loss_per_example, generator_loss_per_example, gradient_penalty_per_example,
-    r1_penalty_per_example,
+from ganpipe.trainer.config import (
+    AUTO, AUTO_AUGMENT_BELOW_IMAGES, TrainerConfig, network_spec, resolve_architecture, resolve_augment,
+    resolve_loss,
 )
+from ganpipe.trainer.data import count_records, make_dataset, read_labels, stored_shape
+from ganpipe.trainer.distributed import is_chief, replica_rows, same_on_all_replicas, task_of
+from ganpipe.trainer.losses import gan_loss, gradient_penalty_per_example, r1_penalty_per_example
 from ganpipe.trainer.models import build_discriminator, build_generator, latents_for_seeds, to_uint8
 
 LOGGER = logging.getLogger(__name__)
@@ -53,8 +54,7 @@ SAMPLES_FILE = "samples.png"
 SAMPLES_DIR = "samples"
 
 # Tags folded into the per-step key (seed, step): one independent stream per use.
-_NOISE, _DROPOUT_REAL, _DROPOUT_FAKE, _MIX, _DROPOUT_MIX = range(5)
-_POLICIES = {"none": None, "float16": "mixed_float16", "bfloat16": "mixed_bfloat16"}
+_NOISE, _DROPOUT_REAL, _DROPOUT_FAKE, _MIX, _DROPOUT_MIX, _AUGMENT_REAL, _AUGMENT_FAKE, _AUGMENT_MIX = range(8)
 # EMA warm-up (as tf.train.ExponentialMovingAverage's num_updates): early on the
 # average follows the weights closely instead of dragging the random init along.
 _EMA_WARMUP = 10.0
@@ -68,31 +68,31 @@ class EmptyDatasetError(TrainingDataError):
     """The training files exist but hold no examples."""
 
 
-@contextlib.contextmanager
-def _dtype_policy(name: str | None) -> Iterator[None]:
-    """Keras' global dtype policy for the layers built inside, restored afterwards."""
-    if name is None:
-        yield
-        return
-    previous = keras.config.dtype_policy()
-    keras.config.set_dtype_policy(name)
-    try:
-        yield
-    finally:
-        keras.config.set_dtype_policy(previous)
+def resolve_config(cfg: TrainerConfig, num_images: int | None = None) -> TrainerConfig:
+    """cfg with every "auto" (architecture, loss, augment) replaced by what it means for this run.
+
+    ``num_images`` (the training set's size, or a count capped at
+    AUTO_AUGMENT_BELOW_IMAGES) is needed only when train.augment is auto.
+    The resolved values are what checkpoints record and compare.
+    """
+    architecture = resolve_architecture(cfg.architecture, cfg.image_size)
+    return dataclasses.replace(cfg, architecture=architecture, loss=resolve_loss(cfg.loss, architecture),
+                               augment=resolve_augment(cfg.augment, num_images))
 
 
 class GanTrainer:
     """Both networks, their optimizers, the EMA generator and the compiled distributed step."""
 
     def __init__(self, cfg: TrainerConfig, strategy: tf.distribute.Strategy):
+        cfg = resolve_config(cfg)  # train_run resolved it already; direct users may pass "auto" too
         self.cfg = cfg
         self.strategy = strategy
-        self.num_classes = cfg.num_classes if cfg.conditional else 0
+        self.spec = network_spec(cfg)
+        self.num_classes = self.spec.num_classes
+        self.loss = gan_loss(cfg.loss)
         with strategy.scope():
-            with _dtype_policy(_POLICIES[cfg.mixed_precision]):
-                self.generator = build_generator(cfg, self.num_classes)
-                self.discriminator = build_discriminator(cfg, self.num_classes)
+            self.generator = build_generator(self.spec)
+            self.discriminator = build_discriminator(self.spec)
             self.generator_optimizer = self._optimizer(cfg.generator_lr)
             self.discriminator_optimizer = self._optimizer(cfg.discriminator_lr)
             # Built here, in scope, rather than lazily inside the tf.function.
@@ -100,15 +100,24 @@ class GanTrainer:
             self.discriminator_optimizer.build(self.discriminator.trainable_variables)
             self.ema_generator = None
             if cfg.ema_decay > 0:
-                self.ema_generator = build_generator(cfg, self.num_classes)  # float32, never trained
+                self.ema_generator = build_generator(self.float32_spec)  # never trained
                 self.ema_generator.set_weights(self.generator.get_weights())
             self.step = tf.Variable(0, dtype=tf.int64, trainable=False, name="step")
+            self.ada = None
+            if cfg.augment == "ada":
+                self.ada = AdaptiveProbability(cfg.ada_target, cfg.ada_interval, cfg.batch_size,
+                                               cfg.ada_speed_images)
         jit = cfg.jit_compile and strategy.num_replicas_in_sync == 1
         if cfg.jit_compile and not jit:
             LOGGER.warning("train.jit_compile ignored: XLA compiles the step only with one replica per worker")
         self.train_step = tf.function(self._train_step, jit_compile=True if jit else None)
         self._sample_inputs: dict[int, Any] = {}
         self._infer = tf.function(lambda inputs: to_uint8(self.exported_generator(inputs, training=False)))
+
+    @property
+    def float32_spec(self):
+        """The network spec without mixed precision: the EMA and exported generators."""
+        return dataclasses.replace(self.spec, mixed_precision="none")
 
     def _optimizer(self, learning_rate: float) -> keras.optimizers.Optimizer:
         optimizer = keras.optimizers.Adam(learning_rate, beta_1=self.cfg.beta_1, beta_2=self.cfg.beta_2)
@@ -123,7 +132,16 @@ class GanTrainer:
                        discriminator_optimizer=self.discriminator_optimizer)
         if self.ema_generator is not None:
             objects["ema_generator"] = self.ema_generator
+        if self.ada is not None:
+            objects["ada"] = self.ada
         return objects
+
+    def _augment(self, images: tf.Tensor, seed: tf.Tensor) -> tf.Tensor:
+        """What D sees of an image batch: DiffAugment with this step's p, or the images (augment off)."""
+        if self.cfg.augment == "off":
+            return images
+        p = self.ada.p if self.ada is not None else self.cfg.augment_p
+        return diff_augment(images, seed, p)
 
     def _replica_step(self, batch, step: tf.Tensor) -> dict[str, tf.Tensor]:
         cfg = self.cfg
@@ -140,15 +158,18 @@ class GanTrainer:
             fake = self.generator([z, labels] if self.num_classes else z, training=True)
             with tf.GradientTape(watch_accessed_variables=False) as r1_tape:
                 r1_tape.watch(images)
-                real_logits = self.discriminator(images, labels=labels, training=True,
-                                                 noise_seed=seed(_DROPOUT_REAL))
-            fake_logits = self.discriminator(fake, labels=labels, training=True, noise_seed=seed(_DROPOUT_FAKE))
-            g_per_example = generator_loss_per_example(fake_logits, cfg.loss)
-            d_per_example = discriminator_loss_per_example(real_logits, fake_logits, cfg.loss)
-            if cfg.loss == "wgan-gp":
+                # R1 differentiates through the augmentation, to the images themselves (as ADA does).
+                real_logits = tf.reshape(self.discriminator(self._augment(images, seed(_AUGMENT_REAL)), labels=labels,
+                                                            training=True, noise_seed=seed(_DROPOUT_REAL)), [-1])
+            fake_logits = tf.reshape(self.discriminator(self._augment(fake, seed(_AUGMENT_FAKE)), labels=labels,
+                                                        training=True, noise_seed=seed(_DROPOUT_FAKE)), [-1])
+            g_per_example = self.loss.generator(fake_logits)
+            d_per_example = self.loss.discriminator(real_logits, fake_logits)
+            if self.loss.gradient_penalty:
                 d_per_example += cfg.gp_weight * self._gradient_penalty(images, fake, labels, seed)
             if cfg.r1_gamma > 0:
-                # D(x) of one row depends on that row only, so this is each row's own gradient.
+                # With a row-wise D (no BatchNorm in D: dcgan-tutorial, resnet) this is each row's own
+                # gradient; dcgan's BatchNorm adds the batch statistics' share.
                 d_per_example += r1_penalty_per_example(r1_tape.gradient(real_logits, images), cfg.r1_gamma)
             g_loss = tf.nn.compute_average_loss(g_per_example, global_batch_size=cfg.batch_size)
             d_loss = tf.nn.compute_average_loss(d_per_example, global_batch_size=cfg.batch_size)
@@ -168,8 +189,11 @@ class GanTrainer:
         def share(values: tf.Tensor) -> tf.Tensor:
             return tf.nn.compute_average_loss(tf.reshape(values, [-1]), global_batch_size=cfg.batch_size)
 
-        return {"g_loss": g_loss, "d_loss": d_loss,
-                "d_real": share(tf.sigmoid(real_logits)), "d_fake": share(tf.sigmoid(fake_logits))}
+        metrics = {"g_loss": g_loss, "d_loss": d_loss,
+                   "d_real": share(tf.sigmoid(real_logits)), "d_fake": share(tf.sigmoid(fake_logits))}
+        if self.ada is not None:
+            metrics["real_sign"] = share(tf.sign(real_logits))  # ADA's overfitting heuristic r_t
+        return metrics
 
     def _gradient_penalty(self, images, fake, labels, seed) -> tf.Tensor:
         """WGAN-GP's penalty per row, on random mixes of each real image with its row's fake."""
@@ -178,7 +202,8 @@ class GanTrainer:
         mixed = mix * images + (1.0 - mix) * tf.stop_gradient(fake)
         with tf.GradientTape(watch_accessed_variables=False) as tape:
             tape.watch(mixed)
-            logits = self.discriminator(mixed, labels=labels, training=True, noise_seed=seed(_DROPOUT_MIX))
+            logits = self.discriminator(self._augment(mixed, seed(_AUGMENT_MIX)), labels=labels, training=True,
+                                        noise_seed=seed(_DROPOUT_MIX))
         return gradient_penalty_per_example(tape.gradient(logits, mixed))
 
     def _update_ema(self, step: tf.Tensor) -> None:
@@ -194,10 +219,14 @@ class GanTrainer:
     def _train_step(self, batch, step: tf.Tensor) -> dict[str, tf.Tensor]:
         """One update of both networks on one global batch (a distributed value)."""
         per_replica = self.strategy.run(self._replica_step, args=(batch, step))
-        return {
+        metrics = {
             name: self.strategy.reduce(tf.distribute.ReduceOp.SUM, value, axis=None)
             for name, value in per_replica.items()
         }
+        if self.ada is not None:  # p moves in cross-replica context, from the global r_t: the same everywhere
+            self.ada.observe(metrics.pop("real_sign"), step)
+            metrics["augment_p"] = tf.identity(self.ada.p)
+        return metrics
 
     @property
     def exported_generator(self) -> keras.Model:
@@ -206,7 +235,7 @@ class GanTrainer:
 
     def export_copy(self) -> keras.Model:
         """A float32 copy of the exported generator, outside any strategy (plain variables to save)."""
-        copy = build_generator(self.cfg, self.num_classes)
+        copy = build_generator(self.float32_spec)
         copy.set_weights(self.exported_generator.get_weights())
         return copy
 
@@ -224,7 +253,8 @@ class RunLog:
 
     Only the chief writes (``chief=False``: no bar, a no-op summary writer,
     no files); every worker still reads the metrics, identical on all of them
-    after the all-reduce, so a diverged run stops on every worker at once.
+    after the all-reduce, so a diverged run stops on every worker at once
+    (the check is in :func:`run_steps`).
     Per-step metric tensors are only read (``.numpy()``) every ``log_every``
     steps, so the host does not stall the device on every step; all of them
     still reach TensorBoard and the loss curve, one point per step.
@@ -244,6 +274,7 @@ class RunLog:
         self.history: dict[str, list[float]] = {name: list(history.get(name, [])) for name in METRICS}
         self.pending: list[tuple[int, dict[str, tf.Tensor]]] = []
         self.latest: dict[str, float] = {}
+        self.latest_step: int | None = None  # the step ``latest`` was read at
         self.last_samples: np.ndarray | None = None
         self._interval_start = time.perf_counter()
         self._interval_steps = 0
@@ -260,19 +291,22 @@ class RunLog:
                 self._sample(step)
 
     def flush(self) -> None:
-        """Reads the pending metrics into the history (and TensorBoard); stops on non-finite values."""
+        """Reads the pending metrics into the history and TensorBoard (extras, e.g. augment_p: TensorBoard only)."""
         with self.writer.as_default():
             for pending_step, metrics in self.pending:
                 self.latest = {name: float(metrics[name].numpy()) for name in METRICS}
+                self.latest_step = pending_step
                 self.steps.append(pending_step)
                 for name, value in self.latest.items():
                     self.history[name].append(value)
                     tf.summary.scalar(name, value, step=pending_step)
-        last_step = self.pending[-1][0] if self.pending else None
+                for name in metrics.keys() - set(METRICS):
+                    tf.summary.scalar(name, metrics[name], step=pending_step)
         self.pending.clear()
-        bad = [name for name, value in self.latest.items() if not np.isfinite(value)]
-        if bad:
-            raise FloatingPointError(f"training diverged at step {last_step}: {', '.join(bad)} not finite")
+
+    def not_finite(self) -> list[str]:
+        """The metrics of the last flushed step that are NaN or infinite."""
+        return [name for name, value in self.latest.items() if not np.isfinite(value)]
 
     def history_dict(self) -> dict[str, list]:
         return {"steps": list(self.steps), **{name: list(values) for name, values in self.history.items()}}
@@ -331,6 +365,7 @@ def train_run(cfg: TrainerConfig, train_files: list[str], run_dir: str,
         tf.config.experimental.enable_op_determinism()
     keras.utils.set_random_seed(cfg.seed)
     cfg = _with_classes(_with_shape(cfg, train_files), train_files)
+    cfg = resolve_config(cfg, _count_for_augment(cfg, train_files))
     replicas = strategy.num_replicas_in_sync
     if cfg.batch_size % replicas:
         raise ValueError(f"train.batch_size={cfg.batch_size}: must split evenly over {replicas} replicas")
@@ -355,9 +390,9 @@ def train_run(cfg: TrainerConfig, train_files: list[str], run_dir: str,
         lambda context: make_dataset(train_files, cfg, with_labels=bool(trainer.num_classes),
                                      input_context=context, skip_batches=start)))
     if chief:
-        LOGGER.info("training steps %d..%d, global batch %d, %dx%dx%d, %d replica(s), loss %s",
-                    start + 1, cfg.steps, cfg.batch_size, cfg.image_size, cfg.image_size, cfg.channels,
-                    replicas, cfg.loss)
+        LOGGER.info("training steps %d..%d, global batch %d, %dx%dx%d, %d replica(s), %s networks, loss %s, "
+                    "augment %s", start + 1, cfg.steps, cfg.batch_size, cfg.image_size, cfg.image_size,
+                    cfg.channels, replicas, cfg.architecture, cfg.loss, cfg.augment)
     log = RunLog(cfg, run_dir, trainer, chief, start, history)
     try:
         with logging_redirect_tqdm(tqdm_class=tqdm):  # log lines print above the bar, not glued to it
@@ -372,11 +407,21 @@ def train_run(cfg: TrainerConfig, train_files: list[str], run_dir: str,
 
 def run_steps(trainer: GanTrainer, batches: Iterator, log: RunLog, keeper: CheckpointKeeper | None,
               first: int, last: int) -> None:
-    """Steps first..last: train, record, checkpoint when due. The whole per-step work of a run."""
+    """Steps first..last: train, record, checkpoint when due, stop on divergence. The whole per-step
+    work of a run.
+
+    Divergence: whenever metrics have been read (every log_every steps, and
+    before each checkpoint, so a diverged state is never saved) a non-finite
+    one raises FloatingPointError, on every worker alike.
+    """
     for step in range(first, last + 1):
         log.record(step, trainer.train_step(_next_batch(batches), tf.constant(step, tf.int64)))
         if keeper is not None and keeper.due(step):
             log.flush()
+        bad = log.not_finite()
+        if bad:
+            raise FloatingPointError(f"training diverged at step {log.latest_step}: {', '.join(bad)} not finite")
+        if keeper is not None and keeper.due(step):
             keeper.save(step, log.history_dict())
 
 
@@ -406,6 +451,17 @@ def _with_classes(cfg: TrainerConfig, train_files: list[str]) -> TrainerConfig:
     if classes < 2:
         raise TrainingDataError("train.conditional=true: the training data has only one class")
     return dataclasses.replace(cfg, num_classes=classes)
+
+
+def _count_for_augment(cfg: TrainerConfig, train_files: list[str]) -> int | None:
+    """The number of training images when train.augment=auto needs it (else None).
+
+    Counts records without decoding them and stops at the threshold: all
+    resolve_augment needs is whether the set is smaller.
+    """
+    if cfg.augment != "auto":
+        return None
+    return count_records(train_files, limit=AUTO_AUGMENT_BELOW_IMAGES)
 
 
 def _next_batch(batches):
