@@ -36,7 +36,8 @@ from ganpipe.trainer import visualize
 from ganpipe.trainer.augment import AdaptiveProbability, diff_augment
 from ganpipe.trainer.checkpoints import CheckpointKeeper, checkpoint_directory
 from ganpipe.trainer.config import (
-    AUTO_AUGMENT_BELOW_IMAGES, TrainerConfig, network_spec, resolve_architecture, resolve_augment, resolve_loss,
+    AUTO_AUGMENT_BELOW_IMAGES, NetworkSpec, TrainerConfig, network_spec, resolve_architecture, resolve_augment,
+    resolve_loss,
 )
 from ganpipe.trainer.data import count_records, make_dataset, read_labels
 from ganpipe.trainer.distributed import is_chief, replica_rows, same_on_all_replicas, task_of
@@ -114,7 +115,7 @@ class GanTrainer:
         self._infer = tf.function(lambda inputs: to_uint8(self.exported_generator(inputs, training=False)))
 
     @property
-    def float32_spec(self):
+    def float32_spec(self) -> NetworkSpec:
         """The network spec without mixed precision: the EMA and exported generators."""
         return dataclasses.replace(self.spec, mixed_precision="none")
 
