@@ -36,7 +36,8 @@ from ganpipe.trainer import visualize
 from ganpipe.trainer.augment import AdaptiveProbability, diff_augment
 from ganpipe.trainer.checkpoints import CheckpointKeeper, checkpoint_directory
 from ganpipe.trainer.config import (
-    AUTO, AUTO_AUGMENT_BELOW_IMAGES, TrainerConfig, network_spec, resolve_architecture, resolve_augment,
+    AUTO, AUTO_AUGMENT_BELOW_IMAGES, NetworkSpec, TrainerConfig, network_spec, resolve_architecture,
+    resolve_augment,
     resolve_loss,
 )
 from ganpipe.trainer.data import count_records, make_dataset, read_labels, stored_shape
@@ -115,7 +116,7 @@ class GanTrainer:
         self._infer = tf.function(lambda inputs: to_uint8(self.exported_generator(inputs, training=False)))
 
     @property
-    def float32_spec(self):
+    def float32_spec(self) -> NetworkSpec:
         """The network spec without mixed precision: the EMA and exported generators."""
         return dataclasses.replace(self.spec, mixed_precision="none")
 
