@@ -21,6 +21,10 @@ EVAL_SPLIT = "eval"
 # Written by ImageExampleGen next to the splits (Examples artifact URI); read by the DataGate.
 INGEST_REPORT_FILE = "ingest_report.json"
 
+# ModelBlessing custom property: the serving version the candidate was judged against (0: none).
+# GanEvaluator writes it; ServingPusher pushes only while that version is still the newest.
+BASELINE_VERSION_PROPERTY = "baseline_version"
+
 # Generator SavedModel signatures.
 SERVING_SIGNATURE = "serving_default"  # z float32 [N, latent] -> images uint8 [N, H, W, C]
 SEEDS_SIGNATURE = "generate_from_seeds"  # seeds int64 [N] -> images uint8, png string [N]

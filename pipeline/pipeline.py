@@ -3,7 +3,7 @@
     ImageExampleGen | ImportExampleGen (existing TFRecords)
       -> StatisticsGen (image-domain stats) -> ExampleValidator <- ImportSchemaGen (curated)
       -> DataGate (hard stop)  -> Trainer (run_fn in trainer/)
-      -> GanEvaluator (vs. eval split and the latest blessed generator) -> Pusher
+      -> GanEvaluator (vs. eval split and the generator serving now) -> Pusher
 """
 
 from __future__ import annotations
@@ -79,15 +79,10 @@ def create_pipeline(
         custom_config={"trainer": config.train.to_dict(), **_tfjob_custom_config(config, on_cluster)},
         custom_executor_spec=_trainer_executor_spec(config, on_cluster),
     )
-    baseline_resolver = tfx.dsl.Resolver(
-        strategy_class=tfx.dsl.experimental.LatestBlessedModelStrategy,
-        model=tfx.dsl.Channel(type=tfx.types.standard_artifacts.Model),
-        model_blessing=tfx.dsl.Channel(type=tfx.types.standard_artifacts.ModelBlessing),
-    ).with_id("latest_blessed_model_resolver")
     evaluator = GanEvaluator(
         examples=examples,
         model=trainer.outputs["model"],
-        baseline_model=baseline_resolver.outputs["model"],
+        serving_base=config.serving_base,
         config=config.evaluate,
         image_size=config.train.image_size,
         channels=config.train.channels,
@@ -105,7 +100,7 @@ def create_pipeline(
         pipeline_root=pipeline_root,
         components=[
             example_gen, statistics_gen, schema_gen, example_validator, data_gate,
-            trainer, baseline_resolver, evaluator, pusher,
+            trainer, evaluator, pusher,
         ],
         metadata_connection_config=tfx.orchestration.metadata.sqlite_metadata_connection_config(
             config.metadata_path

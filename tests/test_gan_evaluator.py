@@ -13,6 +13,7 @@ from __future__ import annotations
 import html
 import json
 import os
+import shutil
 from pathlib import Path
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
@@ -165,15 +166,24 @@ def _evaluate(world, tmp_path: Path, candidate: str, baseline: str | None = None
     for artifact in (blessing, evaluation):
         os.makedirs(artifact.uri)
     input_dict = {"examples": [world["examples"]], "model": [world["models"][candidate]]}
-    if baseline is not None:
-        input_dict["baseline_model"] = [world["models"][baseline]]
+    serving_base = tmp_path / f"serving_{candidate}_{baseline}" / "generator"
+    if baseline is not None:  # what serves now: version 1, as ServingPusher would have left it
+        _serve(world["models"][baseline], serving_base / "1")
     # The floor-relative limits are off unless a test sets them: these tests are about the other rules.
     limits = EvaluateConfig(num_samples=NUM_SAMPLES, max_fid_over_floor=0.0, min_coverage_of_floor=0.0)
     exec_properties = {"config": json.dumps({**limits.to_dict(), **params}), "image_size": SIZE,
-                       "channels": CHANNELS}
+                       "channels": CHANNELS, "serving_base": str(serving_base)}
     executor.Executor().Do(input_dict, {"blessing": [blessing], "evaluation": [evaluation]}, exec_properties)
     with open(os.path.join(evaluation.uri, "metrics.json")) as handle:
         return blessing, evaluation, json.load(handle)
+
+
+def _serve(model, version_dir: Path, record: bool = True) -> None:
+    """Copies a Model artifact's SavedModel into a serving version, with a ganpipe push record."""
+    shutil.copytree(Path(model.uri) / "Format-Serving", version_dir)
+    if record:
+        (version_dir / "ganpipe_push.json").write_text(json.dumps(
+            {"model_uri": model.uri, "model_id": model.id, "pushed_at": "2026-11-30T00:00:00+00:00"}))
 
 
 def _marker(blessing) -> str:
@@ -285,8 +295,10 @@ def test_better_baseline_blocks_the_candidate(world, tmp_path):
     blessing, evaluation, report = _evaluate(world, tmp_path, "blurry", baseline="memorizer")
     baseline = world["models"]["memorizer"]
     assert _marker(blessing) == "NOT_BLESSED"
-    assert blessing.get_string_custom_property("baseline_model") == baseline.uri
-    assert blessing.get_int_custom_property("baseline_model_id") == baseline.id
+    assert blessing.get_string_custom_property("baseline_model").endswith("/generator/1")
+    assert blessing.get_int_custom_property("baseline_model_id") == baseline.id  # from the push record
+    assert blessing.get_int_custom_property("baseline_version") == 1
+    assert report["baseline_version"] == 1 and f"model artifact {baseline.id}" in report["baseline_origin"]
     assert report["baseline"]["fid"] < report["candidate"]["fid"]
     assert any("baseline" in reason for reason in report["reasons"])
     assert os.path.getsize(os.path.join(evaluation.uri, "baseline_samples.png")) > 0
@@ -375,31 +387,31 @@ def test_stock_pusher_and_resolver_honour_the_blessing(world, tmp_path):
 # --- the component, the streaming and the pure rules ---------------------------------------------
 
 
-def test_component_instantiates_with_and_without_baseline():
+def test_component_takes_its_settings_and_the_serving_base_not_a_resolver():
     examples = channel.Channel(type=standard_artifacts.Examples)
     model = channel.Channel(type=standard_artifacts.Model)
-    plain = GanEvaluator(examples=examples, model=model, config=EvaluateConfig(), image_size=16, channels=1)
-    assert "baseline_model" not in plain.inputs
-    assert json.loads(plain.exec_properties["config"]) == EvaluateConfig().to_dict()
-    assert plain.exec_properties["image_size"] == 16 and plain.exec_properties["channels"] == 1
-    assert set(plain.outputs) == {"blessing", "evaluation"}
-    assert plain.outputs["blessing"].type == standard_artifacts.ModelBlessing
-
-    resolver = tfx.dsl.Resolver(
-        strategy_class=tfx.dsl.experimental.LatestBlessedModelStrategy,
-        model=tfx.dsl.Channel(type=standard_artifacts.Model),
-        model_blessing=tfx.dsl.Channel(type=standard_artifacts.ModelBlessing),
-    ).with_id("latest_blessed_model_resolver")
-    with_baseline = GanEvaluator(examples=examples, model=model, baseline_model=resolver.outputs["model"],
-                                 image_size=28, channels=3,
-                                 config=EvaluateConfig(max_fid=50, min_improvement=0.05, min_coverage=0.4,
-                                                       ignore_unusable_baseline=True))
-    assert "baseline_model" in with_baseline.inputs
-    settings = EvaluateConfig.from_dict(json.loads(with_baseline.exec_properties["config"]))
-    assert settings == EvaluateConfig(max_fid=50, min_improvement=0.05, min_coverage=0.4,
-                                      ignore_unusable_baseline=True)
+    settings = EvaluateConfig(max_fid=50, min_improvement=0.05, min_coverage=0.4, ignore_unusable_baseline=True)
+    evaluator = GanEvaluator(examples=examples, model=model, config=settings, image_size=16, channels=1,
+                             serving_base="/models/generator")
+    assert set(evaluator.inputs) == {"examples", "model"}  # no baseline channel: nothing to resolve
+    assert EvaluateConfig.from_dict(json.loads(evaluator.exec_properties["config"])) == settings
+    assert evaluator.exec_properties["image_size"] == 16 and evaluator.exec_properties["channels"] == 1
+    assert evaluator.exec_properties["serving_base"] == "/models/generator"
+    assert set(evaluator.outputs) == {"blessing", "evaluation"}
+    assert evaluator.outputs["blessing"].type == standard_artifacts.ModelBlessing
     with pytest.raises(TypeError):
-        GanEvaluator(examples=examples, model=model, config=EvaluateConfig())  # the image shape is required
+        GanEvaluator(examples=examples, model=model, config=EvaluateConfig())  # shape and serving base required
+
+
+def test_the_baseline_is_the_newest_serving_version_whoever_put_it_there(world, tmp_path):
+    serving = tmp_path / "serving" / "generator"
+    _serve(world["models"]["blurry"], serving / "3")
+    _serve(world["models"]["memorizer"], serving / "7", record=False)  # copied in by hand
+    (serving / ".push-host-1-abc").mkdir()  # an interrupted push: not a version
+    found = executor.serving_baseline(str(serving))
+    assert (found.version, found.path, found.model_id) == (7, str(serving / "7"), None)
+    assert "placed by hand" in found.origin
+    assert executor.serving_baseline(str(tmp_path / "nothing")).version == 0
 
 
 def test_streaming_in_small_batches_gives_the_same_scores(world):

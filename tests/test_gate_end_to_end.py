@@ -7,7 +7,10 @@ store, one serving directory), as a nightly schedule would make them:
 2. a crippled trainer (one step): worse than version 1, refused, and the
    serving directory is byte-for-byte what it was;
 3. a longer trained generator: better than version 1 (its baseline, not the
-   refused run 2), pushed as version 2.
+   refused run 2), pushed as version 2;
+4. a crippled run from ANOTHER output folder (its own pipeline root and MLMD,
+   which never saw versions 1 and 2) sharing the serving directory: judged
+   against version 2, what serves, and refused.
 
 Step counts were chosen from measured FIDs (random-conv-v1, 64 samples, 16x16
 digits, train seeds 0, 1, 2): 175.4 / 177.0 / 175.4 after 1 step, 154.1 /
@@ -29,7 +32,7 @@ from tests.conftest import TINY_RUN_FLAGS, run_cli
 
 # TINY_RUN_FLAGS with more evaluation samples, so FID differences are steady.
 FLAGS = [*TINY_RUN_FLAGS, "--set", "evaluate.num_samples=64"]
-RUN_STEPS = {"first": 30, "crippled": 1, "better": 150}
+RUN_STEPS = {"first": 30, "crippled": 1, "better": 150, "elsewhere": 1}
 
 
 def _tree_digest(folder: Path) -> str:
@@ -59,15 +62,17 @@ def nightly(tmp_path_factory):
     output = work / "out"
     serving = output / "serving" / "generator"
     runs = {}
-    for name in ("first", "crippled", "better"):
+    for name in ("first", "crippled", "better", "elsewhere"):
         before = _tree_digest(serving) if serving.exists() else None
         mtime = serving.stat().st_mtime_ns if serving.exists() else None
-        result = run_cli("run", "--output", str(output), *FLAGS, "--steps", str(RUN_STEPS[name]), cwd=work)
+        where = (["--output", str(work / "elsewhere"), "--set", f"push.serving_dir={output / 'serving'}"]
+                 if name == "elsewhere" else ["--output", str(output)])
+        result = run_cli("run", *where, *FLAGS, "--steps", str(RUN_STEPS[name]), cwd=work)
         assert result.returncode == 0, result.stdout + result.stderr
         runs[name] = {"result": result, "before": before, "mtime_before": mtime,
                       "after": _tree_digest(serving), "mtime_after": serving.stat().st_mtime_ns,
                       "evaluation": _evaluation(output, result.stdout),
-                      "versions": sorted(os.listdir(serving))}
+                      "versions": sorted(name for name in os.listdir(serving) if not name.startswith("."))}
     return output, serving, runs
 
 
@@ -86,9 +91,10 @@ def test_crippled_run_is_refused_and_serving_is_byte_for_byte_unchanged(nightly)
     evaluation = run["evaluation"]
     assert evaluation["blessed"] is False
     assert "NOT pushed (not blessed)" in run["result"].stdout
-    assert any("not better than the blessed baseline" in reason for reason in evaluation["reasons"])
+    assert any("not better than the serving baseline" in reason for reason in evaluation["reasons"])
     assert evaluation["candidate"]["fid"] > evaluation["baseline"]["fid"]
-    assert evaluation["baseline_model"] == first["evaluation"]["candidate_model"]
+    assert evaluation["baseline_model"] == str(serving / "1") and evaluation["baseline_version"] == 1
+    assert first["evaluation"]["candidate_model"] in evaluation["baseline_origin"]
     assert run["before"] == run["after"] and run["mtime_before"] == run["mtime_after"]
     assert run["versions"] == ["1"]
 
@@ -98,12 +104,25 @@ def test_better_run_beats_the_last_blessed_model_and_pushes_version_2(nightly):
     run, first = runs["better"], runs["first"]
     evaluation = run["evaluation"]
     assert evaluation["blessed"] is True, evaluation["reasons"]
-    # The baseline is run 1's model (the latest BLESSED one), not the refused run 2's.
-    assert evaluation["baseline_model"] == first["evaluation"]["candidate_model"]
+    # The baseline is what serves (run 1's model), not the refused run 2's.
+    assert evaluation["baseline_model"] == str(serving / "1")
+    assert first["evaluation"]["candidate_model"] in evaluation["baseline_origin"]
     assert evaluation["candidate"]["fid"] < evaluation["baseline"]["fid"]
     assert run["versions"] == ["1", "2"]
     assert f"pushed generator: {serving / '2'}" in run["result"].stdout
-    assert not any(name.startswith(".") for name in os.listdir(serving))
+    assert set(name for name in os.listdir(serving) if name.startswith(".")) <= {".push.lock"}
+
+
+def test_another_output_sharing_the_serving_directory_is_judged_against_what_serves(nightly):
+    """Its MLMD is fresh and has no blessed model: the baseline is still version 2, read from the directory."""
+    _, serving, runs = nightly
+    run, better = runs["elsewhere"], runs["better"]
+    evaluation = run["evaluation"]
+    assert evaluation["baseline_version"] == 2 and evaluation["baseline"] is not None
+    assert better["evaluation"]["candidate_model"] in evaluation["baseline_origin"]
+    assert evaluation["blessed"] is False
+    assert any("not better than the serving baseline" in reason for reason in evaluation["reasons"])
+    assert run["before"] == run["after"] and run["versions"] == ["1", "2"]
 
 
 def test_generate_renders_any_pushed_version_reproducibly(nightly, tmp_path):

@@ -58,6 +58,18 @@ def test_the_package_uses_the_only_schema_version_open_source_kfp_accepts(compil
     assert doc.pipeline_spec.pipeline_info.name and doc.pipeline_spec.HasField("root")
 
 
+@pytest.mark.parametrize("which", ["job", "tfjob"])
+def test_no_resolver_task_is_in_the_package(compiled, which):
+    # kubeflow/pipelines 2.0.5 .. 2.17.0, backend/src/v2/compiler/argocompiler/dag.go:
+    # `case *pipelinespec.PipelineDeploymentConfig_ExecutorSpec_Resolver: ... "resolver executors not
+    # implemented"`. The evaluator reads its baseline from the serving directory instead.
+    for label, executor in executors(compiled[which]).items():
+        assert set(executor) <= {"container", "importer"}, (label, sorted(executor))
+    evaluator = compiled[which]["pipelineSpec"]["root"]["dag"]["tasks"]["GanEvaluator"]
+    assert set(evaluator["inputs"].get("artifacts", {})) == {"examples", "model"}
+    assert task_parameter(compiled[which], "GanEvaluator", "serving_base") == "/mnt/models/generator"
+
+
 def test_every_component_of_the_pipeline_is_a_task(compiled):
     from ganpipe.pipeline.pipeline import create_pipeline
 

@@ -7,6 +7,7 @@ Serving's file-system poller does (numeric sub-directories are versions).
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -60,7 +61,7 @@ def test_versions_count_up_from_one_and_only_the_newest_k_are_kept(tmp_path):
     results = [layout.publish(str(source), str(base), keep=2) for _ in range(4)]
     assert [version for version, _ in results] == [1, 2, 3, 4]
     assert results[-1][1] == str(base / "4")
-    assert sorted(os.listdir(base)) == ["3", "4"]  # no temp or retired directories left behind
+    assert sorted(set(os.listdir(base)) - {layout.LOCK_FILE}) == ["3", "4"]  # no temp or retired dirs left
     assert _tree(base / "4") == expected
     assert (base / "4" / "saved_model.pb").read_bytes() == (source / "saved_model.pb").read_bytes()
     # Pruned numbers are never reused: the next is max + 1.
@@ -156,7 +157,7 @@ def test_a_push_killed_half_way_leaves_no_version_and_is_cleaned_up(tmp_path):
     # The next push removes the abandoned copy (its process is gone) and publishes version 2 whole.
     version, path = layout.publish(str(source), str(base))
     assert version == 2 and _tree(Path(path)) == expected
-    assert sorted(os.listdir(base)) == ["1", "2"]
+    assert sorted(set(os.listdir(base)) - {layout.LOCK_FILE}) == ["1", "2"]
 
 
 def test_a_failing_copy_leaves_nothing_behind(tmp_path):
@@ -221,7 +222,31 @@ def test_executor_pushes_blessed_models_and_never_touches_serving_otherwise(tmp_
         assert pushed.get_string_custom_property("pushed_version") == str(index + 1)
         assert pushed.get_string_custom_property("pushed_destination") == str(base / str(index + 1))
         assert (Path(pushed.uri) / "saved_model.pb").exists()  # lineage copy, as the stock Pusher keeps
-    assert sorted(os.listdir(base)) == ["2", "3"]  # keep_versions=2
+    assert _visible(base) == ["2", "3"]  # keep_versions=2
+    record = json.loads((base / "3" / "ganpipe_push.json").read_text())
+    assert record["model_uri"] == model.uri and record["pushed_at"]
+
+
+def test_a_candidate_judged_against_an_older_version_is_not_pushed(tmp_path):
+    """Two pipelines share one serving directory: each pushes only over the version it was judged against."""
+    base = tmp_path / "serving" / "generator"
+    component = ServingPusher(model=channel.Channel(type=standard_artifacts.Model),
+                              model_blessing=channel.Channel(type=standard_artifacts.ModelBlessing),
+                              serving_base=str(base))
+    first, first_blessing, first_pushed = _artifacts(tmp_path, blessed=True, name="first")
+    second, second_blessing, second_pushed = _artifacts(tmp_path, blessed=True, name="second")
+    for blessing in (first_blessing, second_blessing):  # both were judged while nothing was serving
+        blessing.set_int_custom_property("baseline_version", 0)
+    _run_executor(component, first, first_blessing, first_pushed)
+    assert first_pushed.get_int_custom_property("pushed") == 1
+    before = _tree(base)
+    _run_executor(component, second, second_blessing, second_pushed)
+    assert second_pushed.get_int_custom_property("pushed") == 0
+    assert "version 1" in second_pushed.get_string_custom_property("not_pushed_reason")
+    assert _tree(base) == before  # not even a temp directory left
+    second_blessing.set_int_custom_property("baseline_version", 1)  # re-judged against version 1
+    _run_executor(component, second, second_blessing, second_pushed)
+    assert second_pushed.get_string_custom_property("pushed_version") == "2"
 
 
 def test_component_is_the_stock_pusher_with_another_executor(tmp_path):

@@ -13,7 +13,6 @@ serving.
 from __future__ import annotations
 
 import json
-from typing import Optional
 
 from tfx import types
 from tfx.dsl.components.base import base_component, executor_spec
@@ -30,12 +29,12 @@ class GanEvaluatorSpec(types.ComponentSpec):
         executor.CONFIG_KEY: ExecutionParameter(type=str),
         executor.IMAGE_SIZE_KEY: ExecutionParameter(type=int),
         executor.CHANNELS_KEY: ExecutionParameter(type=int),
+        # TF Serving's model_base_path: the baseline is the newest version there, read at judgment time.
+        executor.SERVING_BASE_KEY: ExecutionParameter(type=str),
     }
     INPUTS = {
         standard_component_specs.EXAMPLES_KEY: ChannelParameter(type=standard_artifacts.Examples),
         standard_component_specs.MODEL_KEY: ChannelParameter(type=standard_artifacts.Model),
-        standard_component_specs.BASELINE_MODEL_KEY: ChannelParameter(
-            type=standard_artifacts.Model, optional=True),
     }
     OUTPUTS = {
         standard_component_specs.BLESSING_KEY: ChannelParameter(type=standard_artifacts.ModelBlessing),
@@ -46,12 +45,17 @@ class GanEvaluatorSpec(types.ComponentSpec):
 class GanEvaluator(base_component.BaseComponent):
     """Blesses a generator whose samples are sane and whose scores pass the limits in ``config``.
 
-    ``baseline_model`` is normally a Resolver's output with
-    LatestBlessedModelStrategy; on the first run it resolves to nothing and
-    only the absolute and floor-relative rules apply. ``config`` is an
-    :class:`~ganpipe.evaluation.config.EvaluateConfig` (the rules and the why
-    of each limit live there and in ``rules.judge``); ``image_size`` and
-    ``channels`` are the shape every image is compared at.
+    The baseline is what is serving now: the newest version under
+    ``serving_base`` when the evaluator runs, whoever pushed it (this
+    pipeline, another output directory sharing the serving directory, or a
+    person), never an MLMD query. So one code path serves local, CronJob and
+    Kubeflow runs, and open-source Kubeflow Pipelines, which runs no TFX
+    Resolver, works unchanged. The blessing records the judged version
+    (``baseline_version``), and ServingPusher pushes only while that is
+    still the newest. With nothing serving, only the absolute and
+    floor-relative rules apply. ``config`` is an
+    :class:`~ganpipe.evaluation.config.EvaluateConfig`; ``image_size`` and
+    ``channels`` are the shape every image is compared at (0: the stored shape).
     """
 
     SPEC_CLASS = GanEvaluatorSpec
@@ -61,16 +65,16 @@ class GanEvaluator(base_component.BaseComponent):
         self,
         examples: types.BaseChannel,
         model: types.BaseChannel,
-        baseline_model: Optional[types.BaseChannel] = None,
         *,
         config: EvaluateConfig,
         image_size: int,
         channels: int,
+        serving_base: str,
     ):
         spec = GanEvaluatorSpec(
             examples=examples,
             model=model,
-            baseline_model=baseline_model,
+            serving_base=serving_base,
             config=json.dumps(config.to_dict(), sort_keys=True),
             image_size=int(image_size),
             channels=int(channels),

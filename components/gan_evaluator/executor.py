@@ -9,6 +9,7 @@ compared always share one feature space.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 from typing import Any, Optional
@@ -23,8 +24,9 @@ from tfx.utils import io_utils, path_utils
 
 from ganpipe.components.gan_evaluator import report as report_writer
 from ganpipe.components.gan_evaluator.rules import SampleChecker, judge
+from ganpipe.components.serving_pusher import layout
 from ganpipe.components.gan_evaluator.sampling import (GeneratorLoadError, Sampled, generated_batches, load_generator,
-                                               real_batches, summarize)
+                                               load_saved_model, real_batches, summarize)
 from ganpipe import contract
 from ganpipe.trainer import data
 from ganpipe.evaluation import metrics
@@ -32,6 +34,7 @@ from ganpipe.evaluation.config import EvaluateConfig
 from ganpipe.evaluation.feature_extractors import FeatureExtractor, get_extractor
 
 CONFIG_KEY = "config"  # EvaluateConfig.to_dict() as JSON
+SERVING_BASE_KEY = "serving_base"
 IMAGE_SIZE_KEY = "image_size"
 CHANNELS_KEY = "channels"
 
@@ -47,10 +50,7 @@ class Executor(base_executor.BaseExecutor):
     ) -> None:
         examples = artifact_utils.get_single_instance(input_dict[standard_component_specs.EXAMPLES_KEY])
         model = artifact_utils.get_single_instance(input_dict[standard_component_specs.MODEL_KEY])
-        baselines = input_dict.get(standard_component_specs.BASELINE_MODEL_KEY) or []
-        if len(baselines) > 1:
-            raise ValueError(f"expected at most one baseline model, got {len(baselines)}")
-        baseline = baselines[0] if baselines else None
+        baseline = serving_baseline(str(exec_properties[SERVING_BASE_KEY]))
         blessing = artifact_utils.get_single_instance(output_dict[standard_component_specs.BLESSING_KEY])
         evaluation = artifact_utils.get_single_instance(output_dict[standard_component_specs.EVALUATION_KEY])
 
@@ -87,17 +87,19 @@ class Executor(base_executor.BaseExecutor):
         baseline_scores: Optional[dict[str, Any]] = None
         baseline_images: Optional[np.ndarray] = None
         baseline_error: Optional[str] = None
-        if baseline is not None:
+        if baseline.version:
+            notes.append(f"baseline: serving version {baseline.version} ({baseline.path}), {baseline.origin}")
             try:
                 checker = SampleChecker(num_samples, image_size, channels)
-                baseline_sampled = _sample_generator(baseline, seeds, extractor, checker)
+                loaded = load_saved_model(baseline.path)
+                baseline_sampled = summarize(generated_batches(loaded, seeds), extractor, checker)
                 baseline_images = baseline_sampled.grid
                 if checker.problems():
                     raise GeneratorLoadError("; ".join(checker.problems()))
                 baseline_scores = _scores(baseline_sampled.summary, reference)
             except Exception as error:  # any failure of the OLD model is reported, never a crash
-                baseline_error = f"model {baseline.uri} (id {baseline.id}): {error}"
-                notes.append(f"the blessed baseline could not be scored: {baseline_error}" + (
+                baseline_error = f"serving version {baseline.version} ({baseline.path}): {error}"
+                notes.append(f"the serving baseline could not be scored: {baseline_error}" + (
                     "; judged as if there were no baseline (evaluate.ignore_unusable_baseline)"
                     if limits.ignore_unusable_baseline else ""))
                 baseline_scores = None
@@ -118,13 +120,41 @@ class Executor(base_executor.BaseExecutor):
             "notes": notes,
             "settings": limits.to_dict(),
             "candidate_model": model.uri,
-            "baseline_model": baseline.uri if baseline is not None else None,
+            "baseline_model": baseline.path,
+            "baseline_version": baseline.version,
+            "baseline_origin": baseline.origin if baseline.version else None,
         }
         for note in notes:
             logging.warning("GanEvaluator: %s", note)
         logging.info("GanEvaluator report: %s", json.dumps(report))
         report_writer.write_evaluation(evaluation, report, candidate_sampled.grid, baseline_images, real_eval.grid)
         _write_blessing(blessing, model, baseline, blessed)
+
+
+@dataclasses.dataclass(frozen=True)
+class ServingBaseline:
+    """What serves now: the newest version under the serving base (version 0 and path None: nothing)."""
+
+    version: int
+    path: Optional[str]
+    origin: str  # who put it there, from its push record, for the evaluation page
+    model_id: Optional[int] = None  # the MLMD id of the Model a ganpipe push copied, when recorded
+
+
+def serving_baseline(serving_base: str) -> ServingBaseline:
+    version = layout.newest(serving_base)
+    if not version:
+        return ServingBaseline(0, None, "nothing is serving")
+    path = os.path.join(serving_base, str(version))
+    record = layout.read_push_record(path)
+    if record is None:
+        return ServingBaseline(version, path, "no ganpipe push record: placed by hand or by another tool, "
+                                              "not seen by any ganpipe MLMD")
+    model_id = record.get("model_id")
+    origin = (f"pushed by ganpipe at {record.get('pushed_at', '?')} from model artifact {model_id} "
+              f"({record.get('model_uri', '?')}); that artifact is in the MLMD of the run that pushed it, "
+              "which need not be this one")
+    return ServingBaseline(version, path, origin, model_id if isinstance(model_id, int) else None)
 
 
 def _sample_generator(model: types.Artifact, seeds: np.ndarray, extractor: FeatureExtractor,
@@ -138,17 +168,20 @@ def _scores(summary: Optional[metrics.FeatureSummary], reference: metrics.Featur
     return None if summary is None else metrics.score(summary, reference).to_dict()
 
 
-def _write_blessing(blessing: types.Artifact, model: types.Artifact, baseline: Optional[types.Artifact],
+def _write_blessing(blessing: types.Artifact, model: types.Artifact, baseline: ServingBaseline,
                     blessed: bool) -> None:
     """The properties and marker file the stock Evaluator writes, which Pusher and
-    LatestBlessedModelStrategy read (tfx/components/evaluator/executor.py)."""
+    LatestBlessedModelStrategy read (tfx/components/evaluator/executor.py), plus the
+    serving version judged against, which ServingPusher re-checks before it pushes."""
     blessing.set_string_custom_property(evaluator_constants.ARTIFACT_PROPERTY_CURRENT_MODEL_URI_KEY, model.uri)
     blessing.set_int_custom_property(evaluator_constants.ARTIFACT_PROPERTY_CURRENT_MODEL_ID_KEY, model.id)
-    if baseline is not None:
+    blessing.set_int_custom_property(contract.BASELINE_VERSION_PROPERTY, baseline.version)
+    if baseline.version:
         blessing.set_string_custom_property(evaluator_constants.ARTIFACT_PROPERTY_BASELINE_MODEL_URI_KEY,
-                                            baseline.uri)
-        blessing.set_int_custom_property(evaluator_constants.ARTIFACT_PROPERTY_BASELINE_MODEL_ID_KEY,
-                                         baseline.id)
+                                            baseline.path)
+        if baseline.model_id is not None:
+            blessing.set_int_custom_property(evaluator_constants.ARTIFACT_PROPERTY_BASELINE_MODEL_ID_KEY,
+                                             baseline.model_id)
     marker = evaluator_constants.BLESSED_FILE_NAME if blessed else evaluator_constants.NOT_BLESSED_FILE_NAME
     io_utils.write_string_file(os.path.join(blessing.uri, marker), "")
     blessing.set_int_custom_property(

@@ -128,13 +128,13 @@ def judge(candidate: Optional[dict[str, Any]], problems: list[str], baseline: Op
                            f"cover too little of the real data (mode collapse)")
     reasons += _floor_reasons(candidate, real_floor, limits)
     if baseline_error is not None and not limits.ignore_unusable_baseline:
-        reasons.append(f"the blessed baseline could not be scored ({baseline_error}), so the candidate cannot be "
+        reasons.append(f"the serving baseline could not be scored ({baseline_error}), so the candidate cannot be "
                        "shown to be no worse; set evaluate.ignore_unusable_baseline=true to judge it without one")
     if baseline is not None and baseline.get("fid") is not None:
         needed = baseline["fid"] * (1.0 - limits.min_improvement)
         if fid > needed:
             reasons.append(
-                f"candidate FID {fid:.4f} is not better than the blessed baseline's {baseline['fid']:.4f} by "
+                f"candidate FID {fid:.4f} is not better than the serving baseline's {baseline['fid']:.4f} by "
                 f"evaluate.min_improvement={limits.min_improvement:g} (needs <= {needed:.4f})")
     return not reasons, reasons
 

@@ -60,7 +60,15 @@ def real_batches(examples: Any, split: str, channels: int, image_size: int, limi
 
 def load_generator(model_uri: str, is_old_artifact: bool = False) -> Any:
     """Loads the serving SavedModel under a Model artifact (layout as the Trainer writes it)."""
-    path = path_utils.serving_model_path(model_uri, is_old_artifact)
+    return load_saved_model(path_utils.serving_model_path(model_uri, is_old_artifact))
+
+
+def load_saved_model(path: str) -> Any:
+    """Loads a generator SavedModel directory (a serving version) and checks its seeds signature.
+
+    Raises:
+      GeneratorLoadError: not loadable, or no generate_from_seeds signature.
+    """
     try:
         loaded = tf.saved_model.load(path)
     except Exception as error:  # OSError, ValueError, parse errors: all mean "not loadable"

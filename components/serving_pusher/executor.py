@@ -10,6 +10,7 @@ final directory (a polling server can load it half-written).
 
 from __future__ import annotations
 
+import datetime
 from typing import Any
 
 from absl import logging
@@ -19,9 +20,11 @@ from tfx.proto import pusher_pb2
 from tfx.types import artifact_utils, standard_component_specs
 from tfx.utils import io_utils, json_utils, proto_utils
 
+from ganpipe import contract
 from ganpipe.components.serving_pusher import layout
 
 KEEP_VERSIONS_KEY = "keep_versions"
+NOT_PUSHED_REASON_PROPERTY = "not_pushed_reason"
 
 
 class Executor(pusher_executor.Executor):
@@ -47,7 +50,21 @@ class Executor(pusher_executor.Executor):
         keep = int((custom_config or {}).get(KEEP_VERSIONS_KEY, 0))
 
         model_path = self.GetModelPath(input_dict)
-        version, serving_path = layout.publish(model_path, destination.filesystem.base_directory, keep=keep)
+        model = artifact_utils.get_single_instance(input_dict[standard_component_specs.MODEL_KEY])
+        blessing = artifact_utils.get_single_instance(input_dict[standard_component_specs.MODEL_BLESSING_KEY])
+        # The version the evaluator judged against (GanEvaluator records it; 0: nothing was serving).
+        judged_against = (blessing.get_int_custom_property(contract.BASELINE_VERSION_PROPERTY)
+                          if blessing.has_custom_property(contract.BASELINE_VERSION_PROPERTY) else None)
+        record = {"model_uri": model.uri, "model_id": model.id, "judged_against": judged_against,
+                  "pushed_at": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")}
+        try:
+            version, serving_path = layout.publish(model_path, destination.filesystem.base_directory, keep=keep,
+                                                   judged_against=judged_against, record=record)
+        except layout.StaleBaselineError as error:
+            logging.warning("ServingPusher: %s", error)
+            self._MarkNotPushed(pushed_model)
+            pushed_model.set_string_custom_property(NOT_PUSHED_REASON_PROPERTY, str(error))
+            return
         logging.info("Model pushed to serving path %s (version %d).", serving_path, version)
         # As the stock Pusher does: the PushedModel artifact holds a copy for lineage.
         io_utils.copy_dir(model_path, pushed_model.uri)

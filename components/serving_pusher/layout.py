@@ -11,17 +11,28 @@ first, deleted after.
 
 Local (POSIX) paths only: object stores such as gs:// have no atomic
 directory rename, so pretending would break the promise.
+
+The gate judges a candidate against what is serving now (the newest
+version, ``newest``); a push then claims the next number only if that is
+still the newest version, checked and renamed under one lock
+(``<base>/.push.lock``, an advisory ``flock``), so two pipelines sharing a
+serving directory cannot push a candidate judged against a version that
+is no longer the newest. Each version holds a ``ganpipe_push.json`` record
+(which model, when), which TF Serving ignores.
 """
 
 from __future__ import annotations
 
+import contextlib
 import errno
+import fcntl
+import json
 import os
 import shutil
 import socket
 import time
 import uuid
-from typing import Optional
+from typing import Iterator, Optional
 
 # Hidden names: TF Serving skips them (not integers) and so do `ls` and globbing.
 TEMP_PREFIX = ".push-"
@@ -30,10 +41,16 @@ TRASH_PREFIX = ".retired-"
 STALE_AFTER_S = 24 * 3600
 # How many times to retry when another pusher took the version number first.
 MAX_VERSION_RACES = 20
+LOCK_FILE = ".push.lock"
+PUSH_RECORD_FILE = "ganpipe_push.json"
 
 
 class PushError(RuntimeError):
     """The serving directory cannot be written as required (e.g. not a local path)."""
+
+
+class StaleBaselineError(PushError):
+    """Another version was pushed after the candidate was judged: it was not judged against it."""
 
 
 def check_local(base: str) -> None:
@@ -51,6 +68,34 @@ def list_versions(base: str) -> list[int]:
     return sorted(int(name) for name in names if name.isdigit() and os.path.isdir(os.path.join(base, name)))
 
 
+def newest(base: str) -> int:
+    """The version TF Serving serves by default (the highest number), or 0 when there is none."""
+    versions = list_versions(base)
+    return versions[-1] if versions else 0
+
+
+def read_push_record(version_dir: str) -> Optional[dict]:
+    """The record a ganpipe push left in a version directory; None when there is none (or it is unreadable)."""
+    try:
+        with open(os.path.join(version_dir, PUSH_RECORD_FILE), encoding="utf-8") as handle:
+            record = json.load(handle)
+    except (OSError, ValueError):
+        return None
+    return record if isinstance(record, dict) else None
+
+
+@contextlib.contextmanager
+def push_lock(base: str) -> Iterator[None]:
+    """An exclusive advisory lock on ``base`` for check-then-rename (pushers on one host or one NFS/POSIX volume)."""
+    os.makedirs(base, exist_ok=True)
+    with open(os.path.join(base, LOCK_FILE), "a+b") as handle:
+        fcntl.flock(handle.fileno(), fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle.fileno(), fcntl.LOCK_UN)
+
+
 def next_version(base: str) -> int:
     """One more than the highest version present, or 1. Numbers are never reused while the
     newest version exists, since the newest is never pruned."""
@@ -58,11 +103,20 @@ def next_version(base: str) -> int:
     return versions[-1] + 1 if versions else 1
 
 
-def publish(source_dir: str, base: str, keep: int = 0) -> tuple[int, str]:
+def publish(source_dir: str, base: str, keep: int = 0, judged_against: Optional[int] = None,
+            record: Optional[dict] = None) -> tuple[int, str]:
     """Copies ``source_dir`` to ``<base>/<next version>`` atomically; returns (version, path).
 
-    Then prunes to the newest ``keep`` versions (0 keeps all). Removes
-    temp directories that earlier, interrupted pushes left behind.
+    ``judged_against`` is the version the gate compared the candidate with (0:
+    nothing was serving); when given, the push happens only if that is still
+    the newest version, checked under the push lock. ``record`` is written
+    into the version as ``ganpipe_push.json``. Then prunes to the newest
+    ``keep`` versions (0 keeps all). Removes temp directories that earlier,
+    interrupted pushes left behind.
+
+    Raises:
+      StaleBaselineError: a newer version than ``judged_against`` is serving.
+      PushError: not a local path, or no model to copy.
     """
     check_local(base)
     if not os.path.isdir(source_dir):
@@ -72,7 +126,16 @@ def publish(source_dir: str, base: str, keep: int = 0) -> tuple[int, str]:
     temp = os.path.join(base, f"{TEMP_PREFIX}{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:8]}")
     try:
         copy_tree_durably(source_dir, temp)
-        version, path = _rename_to_next_version(temp, base)
+        if record is not None:
+            _write_durably(os.path.join(temp, PUSH_RECORD_FILE), json.dumps(record, indent=1, sort_keys=True))
+        with push_lock(base):
+            serving = newest(base)
+            if judged_against is not None and serving != judged_against:
+                raise StaleBaselineError(
+                    f"version {serving} of {base} was pushed after this candidate was judged against "
+                    f"{'version ' + str(judged_against) if judged_against else 'an empty serving directory'}; "
+                    "not pushed (the next run judges against what serves then)")
+            version, path = _rename_to_next_version(temp, base)
     except BaseException:
         shutil.rmtree(temp, ignore_errors=True)  # never leave it behind while we are still alive
         raise
@@ -122,6 +185,13 @@ def copy_tree_durably(source_dir: str, destination: str) -> None:
         _copy_file(*pair)
     for root, dirs, _ in os.walk(destination, topdown=False):
         fsync_dir(root)
+
+
+def _write_durably(path: str, text: str) -> None:
+    with open(path, "w", encoding="utf-8") as handle:
+        handle.write(text)
+        handle.flush()
+        os.fsync(handle.fileno())
 
 
 def _copy_file(source: str, destination: str) -> None:
