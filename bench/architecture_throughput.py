@@ -22,10 +22,10 @@ from ganpipe.trainer.config import TrainerConfig  # noqa: E402
 from ganpipe.trainer.train import GanTrainer  # noqa: E402
 
 CASES = {
-    "dcgan-tutorial": dict(architecture="dcgan-tutorial"),
-    "dcgan": dict(architecture="dcgan"),
+    "dcgan-tutorial": dict(architecture="dcgan-tutorial", augment="off"),
+    "dcgan": dict(architecture="dcgan", augment="off"),
     "dcgan+diffaugment": dict(architecture="dcgan", augment="diffaugment"),
-    "resnet": dict(architecture="resnet", loss="hinge"),
+    "resnet": dict(architecture="resnet", loss="hinge", augment="off"),
 }
 
 

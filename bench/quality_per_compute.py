@@ -39,7 +39,8 @@ def configurations(image_size: int = 28):
     from ganpipe.trainer.config import TrainerConfig
 
     return {
-        "tutorial": TrainerConfig(image_size=image_size, channels=1, batch_size=256, generator_lr=1e-4,
+        "tutorial": TrainerConfig(image_size=image_size, channels=1, architecture="dcgan-tutorial", augment="off",
+                                  batch_size=256, generator_lr=1e-4,
                                   discriminator_lr=1e-4, beta_1=0.5, loss="bce", ema_decay=0.0,
                                   spectral_norm=False, batch_norm_momentum=0.99, discriminator_dropout=0.3),
         "ganpipe": TrainerConfig(image_size=image_size, channels=1),

@@ -199,16 +199,16 @@ class OurLoop:
         import tensorflow as tf
 
         from ganpipe.trainer.checkpoints import CheckpointKeeper, checkpoint_directory
-        from ganpipe.trainer.data import make_dataset
-        from ganpipe.trainer.train import GanTrainer, RunLog
+        from ganpipe.trainer.data import input_spec, make_dataset
+        from ganpipe.trainer.train import GanTrainer, LogSchedule, RunLog
 
         strategy = tf.distribute.get_strategy()
         keras.utils.set_random_seed(cfg.seed)
         self.trainer = GanTrainer(cfg, strategy)
         self.keeper = CheckpointKeeper(cfg, checkpoint_directory(cfg, work_dir), True, **self.trainer.checkpointables())
         self.batches = TimedBatches(iter(strategy.distribute_datasets_from_function(
-            lambda context: make_dataset([pattern], cfg, input_context=context))))
-        self.log = RunLog(cfg, work_dir, self.trainer, chief=True, progress=False)
+            lambda context: make_dataset([pattern], input_spec(cfg), input_context=context))))
+        self.log = RunLog(LogSchedule.of(cfg), work_dir, self.trainer, chief=True, progress=False)
         self.step = 0
 
     def run(self, steps: int) -> dict:
@@ -225,9 +225,9 @@ class OurLoop:
 def input_pipeline_rate(cfg, pattern: str, batches: int, cache: bool) -> float:
     """Images/s that make_dataset delivers alone: read, parse, PNG decode, resize, batch (cache=False:
     every epoch decoded, the path for sets too big to cache); cache=True: from the decoded cache."""
-    from ganpipe.trainer.data import make_dataset
+    from ganpipe.trainer.data import input_spec, make_dataset
 
-    iterator = iter(make_dataset([pattern], cfg, cache=cache))
+    iterator = iter(make_dataset([pattern], input_spec(cfg), cache=cache))
     for _ in range(5 if not cache else 1000):  # warm-up: buffers fill, autotune settles, the cache fills
         next(iterator)
     start = time.perf_counter()
@@ -250,7 +250,7 @@ def main(argv: list[str] | None = None) -> int:
 
     # The demo's (32x32x1, batch 64, BCE, checkpoints/samples every 100 steps) with the EMA off, as the
     # tutorial has none; "ours + EMA" is the default as shipped.
-    cfg = TrainerConfig(image_size=32, channels=1, ema_decay=0.0)
+    cfg = TrainerConfig(image_size=32, channels=1, ema_decay=0.0, augment="off")  # as the tutorial: no augmentation
     work = tempfile.mkdtemp(prefix="ganpipe-bench-trainer-")
     try:
         images, source = real_images(args.images)
@@ -262,7 +262,7 @@ def main(argv: list[str] | None = None) -> int:
             "tutorial loop": TutorialLoop(cfg, resized),
             "our step only": OurStep(cfg, resized),
             "ours": OurLoop(cfg, pattern, os.path.join(work, "ours")),
-            "ours + EMA": OurLoop(TrainerConfig(image_size=32, channels=1), pattern, os.path.join(work, "ema")),
+            "ours + EMA": OurLoop(TrainerConfig(image_size=32, channels=1, augment="off"), pattern, os.path.join(work, "ema")),
         }
         for side in sides.values():  # trace and warm up outside the timing
             side.run(3)

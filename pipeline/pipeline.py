@@ -39,7 +39,7 @@ def create_pipeline(
     """Builds the pipeline for an already resolved input (see ganpipe.pipeline.inputs).
 
     `pipeline_root` and `schema_file` override the local defaults when the
-    pipeline is compiled for Kubeflow (pipeline/kubeflow_runner.py).
+    pipeline is compiled for Kubeflow (kubeflow/runner.py).
     `on_cluster` (default: inside a Kubernetes pod) lets a Trainer with
     train.workers > 1 run its workers as a TFJob (kubeflow.tfjob).
     `ingest` overrides what ImageExampleGen gets (default: ``config.ingest_config()``).

@@ -120,14 +120,24 @@ def main(argv: Sequence[str] | None = None) -> int:
     where.add_argument("--rest", metavar="URL", help="REST base URL, e.g. http://localhost:8501")
     where.add_argument("--grpc", metavar="HOST:PORT", help="gRPC target, e.g. localhost:8500")
     parser.add_argument("--model", default=DEFAULT_MODEL, help="model name (push.model_name)")
-    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2, 3])
+    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2, 3],
+                        help="one image per seed; the same seed gives the same image (default 0 1 2 3)")
     parser.add_argument("--out", default="served_samples", help="folder for seed_<n>.png")
     args = parser.parse_args(argv)
     os.makedirs(args.out, exist_ok=True)
-    if args.rest:
-        pngs = pngs_from_rest(call_rest(args.rest, args.seeds, args.model))
-    else:
-        pngs = pngs_from_grpc(call_grpc(args.grpc, args.seeds, args.model))
+    try:
+        if args.rest:
+            pngs = pngs_from_rest(call_rest(args.rest, args.seeds, args.model))
+        else:
+            pngs = pngs_from_grpc(call_grpc(args.grpc, args.seeds, args.model))
+    except (OSError, ValueError) as error:  # refused, unreachable, HTTP errors (URLError is an OSError)
+        print(f"serving client: {args.rest or args.grpc}: {error}", file=sys.stderr)
+        return 2
+    except Exception as error:  # grpc.RpcError: the server answered with an error status
+        if type(error).__module__.startswith("grpc"):
+            print(f"serving client: {args.grpc}: {getattr(error, 'details', lambda: error)()}", file=sys.stderr)
+            return 2
+        raise
     for seed, png in zip(args.seeds, pngs):
         with open(os.path.join(args.out, f"seed_{seed}.png"), "wb") as handle:
             handle.write(png)

@@ -28,5 +28,8 @@ def test_rejected_share_above_the_limit_stops_with_counts_by_reason():
 
 def test_empty_or_tiny_splits_stop():
     assert checks.size_problems({"train": 100, "eval": 0}, 16) == ["eval split is empty"]
+    (one,) = checks.size_problems({"train": 100, "eval": 1}, 16)
+    assert "eval split has 1 image" in one and "data.eval_fraction" in one
+    assert checks.size_problems({"train": 100, "eval": 2}, 16) == []
     assert "fewer than data.min_images=16" in checks.size_problems({"train": 5, "eval": 2}, 16)[0]
-    assert checks.size_problems({"train": 16, "eval": 1}, 16) == []
+    assert checks.size_problems({"train": 16, "eval": 2}, 16) == []

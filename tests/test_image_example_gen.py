@@ -579,3 +579,17 @@ def test_local_dag_runner_pipeline_with_stock_statistics_gen(tmp_path):
             image_stats = {stat.name: stat for stat in features[contract.IMAGE_KEY].custom_stats}
             assert image_stats["domain_info"].str == "image_domain {}"  # TFDV recognised the bytes as images
             assert "png" in str(image_stats["image_format_histogram"])
+
+
+def test_linked_class_folders_are_classes_and_link_loops_end(tmp_path):
+    """As `ls` shows them: a class folder linked from elsewhere is a class; a loop is walked once."""
+    data, elsewhere = tmp_path / "data", tmp_path / "elsewhere" / "dogs"
+    _grey_pngs(data / "cats", 3)
+    _grey_pngs(elsewhere, 2, first_seed=10)
+    (data / "dogs").symlink_to(elsewhere, target_is_directory=True)
+    (data / "cats" / "again").symlink_to(data, target_is_directory=True)  # a loop back to the top
+    plan = sources.plan_inputs(str(data), sources.FOLDER)
+    assert plan.label_names == ["cats", "dogs"]
+    assert sorted(os.path.relpath(item.path, data) for item in plan.items) == [
+        "cats/g000.png", "cats/g001.png", "cats/g002.png", "dogs/g000.png", "dogs/g001.png"]
+    assert [item.label for item in plan.items] == [0, 0, 0, 1, 1]

@@ -25,7 +25,7 @@ import tensorflow as tf  # noqa: E402
 
 from ganpipe import contract  # noqa: E402
 from ganpipe.trainer.config import SUPPORTED_CHANNELS, SUPPORTED_IMAGE_SIZES, TrainerConfig, network_spec  # noqa: E402
-from ganpipe.trainer.data import NoDataError, load_images, make_dataset  # noqa: E402
+from ganpipe.trainer.data import NoDataError, input_spec, load_images, make_dataset  # noqa: E402
 from ganpipe.trainer.losses import (  # noqa: E402
     discriminator_loss, discriminator_loss_per_example, generator_loss, generator_loss_per_example,
 )
@@ -184,19 +184,19 @@ def test_losses_at_chance_and_global_batch_reduction():
 
 def test_make_dataset_gives_batches_in_range(train_pattern: str):
     cfg = TrainerConfig(**TINY)
-    batch = next(iter(make_dataset([train_pattern], cfg))).numpy()
+    batch = next(iter(make_dataset([train_pattern], input_spec(cfg)))).numpy()
     assert batch.shape == (8, 16, 16, 1) and batch.dtype == np.float32
     assert batch.min() >= -1.0 and batch.max() <= 1.0
     assert batch.max() - batch.min() > 1.0  # real pixels, not a constant
 
     # Without repeat, drop_remainder leaves floor(40 / 8) full batches.
-    assert len(list(make_dataset([train_pattern], cfg, repeat=False))) == 5
+    assert len(list(make_dataset([train_pattern], input_spec(cfg), repeat=False))) == 5
 
 
 def test_make_dataset_order_follows_the_seed(train_pattern: str):
     def first_batches(seed: int) -> np.ndarray:
         cfg = TrainerConfig(**{**TINY, "seed": seed})
-        return np.stack([b.numpy() for b in make_dataset([train_pattern], cfg).take(3)])
+        return np.stack([b.numpy() for b in make_dataset([train_pattern], input_spec(cfg)).take(3)])
 
     np.testing.assert_array_equal(first_batches(0), first_batches(0))
     assert not np.array_equal(first_batches(0), first_batches(1))
@@ -209,7 +209,7 @@ def test_make_dataset_streams_agree_cached_or_not_split_or_whole_and_resumed(tra
     cfg = TrainerConfig(**TINY)
 
     def batches(count: int, **kwargs) -> list:
-        dataset = make_dataset([train_pattern], cfg, with_labels=True, **kwargs)
+        dataset = make_dataset([train_pattern], input_spec(cfg), with_labels=True, **kwargs)
         return [(images.numpy(), labels.numpy()) for images, labels in dataset.take(count)]
 
     whole = batches(8, cache=False)  # 8 batches of 8 from 40 images: crosses a reshuffled epoch
@@ -229,13 +229,14 @@ def test_make_dataset_streams_agree_cached_or_not_split_or_whole_and_resumed(tra
 
 def test_make_dataset_converts_channels_and_resizes(train_pattern: str, examples_uri: Path):
     # Grey stored -> 3 channels: three equal channels.
-    rgb = next(iter(make_dataset([train_pattern], TrainerConfig(**{**TINY, "channels": 3})))).numpy()
+    rgb = next(iter(make_dataset([train_pattern], input_spec(TrainerConfig(**{**TINY, "channels": 3}))))).numpy()
     assert rgb.shape == (8, 16, 16, 3)
     np.testing.assert_array_equal(rgb[..., 0], rgb[..., 1])
     np.testing.assert_array_equal(rgb[..., 0], rgb[..., 2])
     # RGB 20x20 stored -> grey 32x32 (resized up).
     eval_cfg = TrainerConfig(**{**TINY, "image_size": 32, "batch_size": 4})
-    grey = next(iter(make_dataset([str(examples_uri / "Split-eval" / "*")], eval_cfg, shuffle=False))).numpy()
+    eval_pattern = str(examples_uri / "Split-eval" / "*")
+    grey = next(iter(make_dataset([eval_pattern], input_spec(eval_cfg), shuffle=False))).numpy()
     assert grey.shape == (4, 32, 32, 1)
     assert grey.min() >= -1.0 and grey.max() <= 1.0
 
@@ -255,7 +256,7 @@ def test_load_images_returns_the_stored_pixels(examples_uri: Path):
 def test_no_matching_files_is_a_clear_error(tmp_path: Path):
     pattern = str(tmp_path / "Split-train" / "*")
     with pytest.raises(NoDataError, match="no TFRecord files match"):
-        make_dataset([pattern], TrainerConfig(**TINY))
+        make_dataset([pattern], input_spec(TrainerConfig(**TINY)))
     with pytest.raises(NoDataError, match="Split-train"):
         load_images([pattern], channels=1, image_size=16)
 

@@ -17,7 +17,7 @@ from ganpipe.pipeline.config import ConfigError, load_config  # noqa: E402
 from tests.test_trainer import TINY, _blobs, _scalars, _write_split, summarize_exports_in_clean_process  # noqa: E402
 from ganpipe import contract  # noqa: E402
 from ganpipe.trainer.config import TrainerConfig, network_spec  # noqa: E402
-from ganpipe.trainer.data import make_dataset  # noqa: E402
+from ganpipe.trainer.data import input_spec, make_dataset  # noqa: E402
 from ganpipe.trainer.task import train  # noqa: E402
 from ganpipe.trainer.train import GanTrainer, TrainingDataError, train_run  # noqa: E402
 
@@ -105,13 +105,13 @@ def test_combination_exports_a_generator_plain_tensorflow_loads(name: str, train
 def test_ema_generator_follows_the_documented_average(labelled: str):
     """After a step, EMA = d * before + (1 - d) * trained weights with d = min(decay, (1+t)/(10+t));
     BatchNorm moving statistics are copied."""
-    cfg = TrainerConfig(**{**TINY, "ema_decay": 0.5})
+    cfg = TrainerConfig(**{**TINY, "ema_decay": 0.5, "augment": "off"})  # GanTrainer alone: no count for auto
     tf.keras.utils.set_random_seed(cfg.seed)
     trainer = GanTrainer(cfg, tf.distribute.get_strategy())
     ema, raw = trainer.ema_generator, trainer.generator
     np.testing.assert_array_equal(ema.get_weights()[0], raw.get_weights()[0])  # starts as a copy
     before = [np.array(v) for v in ema.trainable_variables]
-    batch = next(iter(make_dataset([labelled], cfg)))
+    batch = next(iter(make_dataset([labelled], input_spec(cfg))))
     trainer.train_step(batch, tf.constant(1, tf.int64))
     decay = min(0.5, 2.0 / 11.0)
     for average, start, weight in zip(ema.trainable_variables, before, raw.trainable_variables):
@@ -160,7 +160,8 @@ def test_options_map_from_yaml_and_set(tmp_path: Path):
     assert cfg.discriminator_dropout == 0.0
     assert cfg.checkpoint_dir == "/durable/ckpt"
     default = TrainerConfig()  # the tutorial's networks; faster-converging training settings (bench/)
-    assert (default.loss, default.spectral_norm, default.conditional) == ("bce", False, False)
+    assert (default.loss, default.spectral_norm, default.conditional) == ("auto", False, False)  # bce unless resnet
+    assert (default.architecture, default.augment, default.width) == ("auto", "auto", 32)
     assert (default.ema_decay, default.generator_lr, default.batch_norm_momentum) == (0.999, 2e-4, 0.9)
     assert default.discriminator_dropout == 0.3
     assert (default.mixed_precision, default.jit_compile, default.workers) == ("none", False, 1)

@@ -156,7 +156,7 @@ class TrainerConfig:
                              f"{', '.join(ARCHITECTURE_CHOICES)}")
         if self.width < 1:
             raise ValueError(f"train.width={self.width}: must be >= 1")
-        if self.architecture in ("dcgan", "resnet") and self.image_size < 32:
+        if self.architecture in ("dcgan", "resnet") and self.image_size != AUTO and self.image_size < 32:
             raise ValueError(f"train.architecture={self.architecture}: needs train.image_size >= 32 "
                              f"(got {self.image_size}); use dcgan-tutorial or auto")
         if self.augment not in AUGMENT_CHOICES:

@@ -8,6 +8,7 @@ against exactly the pixels it was trained on.
 
 from __future__ import annotations
 
+import dataclasses
 import re
 
 import numpy as np
@@ -145,7 +146,24 @@ def stored_shape(file_patterns: list[str]) -> tuple[int, int]:
     return height, channels
 
 
-def make_dataset(file_patterns: list[str], cfg: TrainerConfig, *, shuffle: bool = True,
+@dataclasses.dataclass(frozen=True)
+class InputSpec:
+    """What the input pipeline reads of the config: the stored shape, the GLOBAL batch and the order."""
+
+    image_size: int
+    channels: int
+    batch_size: int
+    seed: int
+    shuffle_buffer: int
+
+
+def input_spec(cfg: TrainerConfig) -> InputSpec:
+    """The one place a TrainerConfig becomes an InputSpec (image_size/channels must be resolved)."""
+    return InputSpec(image_size=cfg.image_size, channels=cfg.channels, batch_size=cfg.batch_size, seed=cfg.seed,
+                     shuffle_buffer=cfg.shuffle_buffer)
+
+
+def make_dataset(file_patterns: list[str], cfg: InputSpec, *, shuffle: bool = True,
                  repeat: bool = True, with_labels: bool = False,
                  input_context: tf.distribute.InputContext | None = None,
                  skip_batches: int = 0, cache: bool | None = None) -> tf.data.Dataset:
@@ -205,7 +223,7 @@ def make_dataset(file_patterns: list[str], cfg: TrainerConfig, *, shuffle: bool 
     return dataset.prefetch(tf.data.AUTOTUNE)
 
 
-def _fits_in_memory(files: list[str], cfg: TrainerConfig) -> bool:
+def _fits_in_memory(files: list[str], cfg: InputSpec) -> bool:
     """Whether all training images, decoded to float32 at the training size, fit in CACHE_BYTES.
 
     Counting needs one pass over the records (not decoding them), so it is

@@ -40,7 +40,7 @@ from ganpipe.trainer.config import (
     resolve_augment,
     resolve_loss,
 )
-from ganpipe.trainer.data import count_records, make_dataset, read_labels, stored_shape
+from ganpipe.trainer.data import count_records, input_spec, make_dataset, read_labels, stored_shape
 from ganpipe.trainer.distributed import is_chief, replica_rows, same_on_all_replicas, task_of
 from ganpipe.trainer.losses import gan_loss, gradient_penalty_per_example, r1_penalty_per_example
 from ganpipe.trainer.models import build_discriminator, build_generator, latents_for_seeds, to_uint8
@@ -249,6 +249,19 @@ class GanTrainer:
         return self._infer(self._sample_inputs[count]).numpy()
 
 
+@dataclasses.dataclass(frozen=True)
+class LogSchedule:
+    """When RunLog reads, logs and draws: the run's length and its two intervals, in steps."""
+
+    steps: int
+    log_every: int
+    sample_every: int
+
+    @classmethod
+    def of(cls, cfg: TrainerConfig) -> "LogSchedule":
+        return cls(steps=cfg.steps, log_every=cfg.log_every, sample_every=cfg.sample_every)
+
+
 class RunLog:
     """Everything a person watches during training: progress bar, TensorBoard, log lines, sample grids.
 
@@ -261,14 +274,14 @@ class RunLog:
     still reach TensorBoard and the loss curve, one point per step.
     """
 
-    def __init__(self, cfg: TrainerConfig, run_dir: str, trainer: GanTrainer, chief: bool = True,
+    def __init__(self, schedule: LogSchedule, run_dir: str, trainer: GanTrainer, chief: bool = True,
                  start_step: int = 0, history: dict[str, list] | None = None, progress: bool = True):
-        self.cfg = cfg
+        self.schedule = schedule
         self.run_dir = run_dir
         self.trainer = trainer
         self.chief = chief
         self.writer = tf.summary.create_file_writer(run_dir) if chief else tf.summary.create_noop_writer()
-        self.progress = tqdm(total=cfg.steps, initial=min(start_step, cfg.steps), desc="train", unit="step",
+        self.progress = tqdm(total=schedule.steps, initial=min(start_step, schedule.steps), desc="train", unit="step",
                              dynamic_ncols=True, mininterval=1.0, disable=not (chief and progress))
         history = history or {}
         self.steps: list[int] = list(history.get("steps", []))
@@ -284,11 +297,11 @@ class RunLog:
         self.pending.append((step, metrics))
         self._interval_steps += 1
         self.progress.update(1)
-        last = step == self.cfg.steps
+        last = step == self.schedule.steps
         with self.writer.as_default(step=step):
-            if step % self.cfg.log_every == 0 or last:
+            if step % self.schedule.log_every == 0 or last:
                 self._log(step)
-            if self.chief and (step % self.cfg.sample_every == 0 or last):
+            if self.chief and (step % self.schedule.sample_every == 0 or last):
                 self._sample(step)
 
     def flush(self) -> None:
@@ -318,7 +331,7 @@ class RunLog:
         tf.summary.scalar("steps_per_sec", steps_per_sec)
         self.progress.set_postfix({name: f"{value:.3f}" for name, value in self.latest.items()}, refresh=False)
         if self.chief:
-            LOGGER.info("step %d/%d %s %.2f steps/s", step, self.cfg.steps,
+            LOGGER.info("step %d/%d %s %.2f steps/s", step, self.schedule.steps,
                         " ".join(f"{name}={value:.4f}" for name, value in self.latest.items()), steps_per_sec)
         self._interval_start = time.perf_counter()
         self._interval_steps = 0
@@ -341,7 +354,7 @@ class RunLog:
         if self.last_samples is None:
             self.last_samples = self.trainer.samples()
         visualize.save_image_grid(self.last_samples, os.path.join(self.run_dir, SAMPLES_FILE),
-                                  title=f"generated after {self.cfg.steps} steps", columns=SAMPLE_COLUMNS)
+                                  title=f"generated after {self.schedule.steps} steps", columns=SAMPLE_COLUMNS)
 
 
 @dataclasses.dataclass
@@ -388,13 +401,13 @@ def train_run(cfg: TrainerConfig, train_files: list[str], run_dir: str,
         LOGGER.warning("the checkpoint is at step %d, past train.steps=%d: exporting it as it is", start, cfg.steps)
 
     batches = iter(strategy.distribute_datasets_from_function(
-        lambda context: make_dataset(train_files, cfg, with_labels=bool(trainer.num_classes),
+        lambda context: make_dataset(train_files, input_spec(cfg), with_labels=bool(trainer.num_classes),
                                      input_context=context, skip_batches=start)))
     if chief:
         LOGGER.info("training steps %d..%d, global batch %d, %dx%dx%d, %d replica(s), %s networks, loss %s, "
                     "augment %s", start + 1, cfg.steps, cfg.batch_size, cfg.image_size, cfg.image_size,
                     cfg.channels, replicas, cfg.architecture, cfg.loss, cfg.augment)
-    log = RunLog(cfg, run_dir, trainer, chief, start, history)
+    log = RunLog(LogSchedule.of(cfg), run_dir, trainer, chief, start, history)
     try:
         with logging_redirect_tqdm(tqdm_class=tqdm):  # log lines print above the bar, not glued to it
             run_steps(trainer, batches, log, keeper, start + 1, cfg.steps)

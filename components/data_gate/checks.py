@@ -37,6 +37,10 @@ def ingest_problems(report: Mapping, max_bad_fraction: float) -> list[str]:
     ]
 
 
+# The evaluator's FID needs a covariance: at least two real eval images.
+MIN_EVAL_IMAGES = 2
+
+
 def size_problems(examples_per_split: Mapping[str, int], min_images: int) -> list[str]:
     """Too little data to train on, or nothing to evaluate against, is a stop too."""
     problems = []
@@ -45,4 +49,8 @@ def size_problems(examples_per_split: Mapping[str, int], min_images: int) -> lis
             problems.append(f"{split} split is empty")
         elif split == "train" and count < min_images:
             problems.append(f"train split has {count} images, fewer than data.min_images={min_images}")
+        elif split == "eval" and count < MIN_EVAL_IMAGES:
+            # Found here, before training, not by the evaluator after it.
+            problems.append(f"eval split has {count} image: FID needs at least {MIN_EVAL_IMAGES} real images to "
+                            "compare with; raise data.eval_fraction or add images")
     return problems

@@ -12,8 +12,9 @@ import math
 from typing import Any, Mapping
 
 from ganpipe.components.image_example_gen import pixels
+from ganpipe.trainer import config as trainer_config
 
-AUTO = 0  # image_size / channels decided from the images (shape.decide)
+AUTO = trainer_config.AUTO  # image_size / channels decided from the images (shape.decide)
 TRAINING_SIZES = (32, 64, 128)  # what `auto` picks from; the networks are built for these
 
 

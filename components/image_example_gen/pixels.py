@@ -82,6 +82,11 @@ def as_viewed(image: Image.Image) -> Image.Image:
     return image.convert("RGBA" if "a" in mode.lower() and mode != "LAB" else "RGB")
 
 
+def shown(image: Image.Image, background: tuple[int, int, int]) -> Image.Image:
+    """The image as a viewer shows it over ``background``: oriented, converted, alpha composited (L or RGB)."""
+    return _composite(as_viewed(image), background)
+
+
 def is_grey(image: Image.Image) -> bool:
     """True when the image shows no colour: a grey mode, or every pixel has R == G == B."""
     if image.mode in _GREY_MODES:

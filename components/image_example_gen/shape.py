@@ -38,10 +38,12 @@ def decide(plan, config: IngestConfig) -> ShapeDecision:
     """Explicit values win; `auto` ones come from up to MAX_SAMPLED of the plan's images (see decide_from)."""
     if config.image_size != AUTO and config.channels != AUTO:
         return ShapeDecision(config.image_size, config.channels, "as configured")
+    background = pixels.parse_colour(config.background)
     short_sides, grey = [], []
     for image in _sampled_images(plan):
         short_sides.append(min(image.size))
-        grey.append(pixels.is_grey(pixels.as_viewed(image)))
+        # What the stored image will show: transparent pixels become the background, whatever lies under them.
+        grey.append(pixels.is_grey(pixels.shown(image, background)))
     return decide_from(short_sides, grey, config)
 
 

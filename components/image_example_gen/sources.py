@@ -248,17 +248,25 @@ def _all_images_in_subfolders(root: str, files: list[str]) -> bool:
 
 
 def _walk(root: str) -> tuple[list[str], int, int]:
-    """Regular, non-hidden files under root (sorted, relative); hidden entries are counted, not listed."""
+    """Regular, non-hidden files under root (sorted, relative); hidden entries are counted, not listed.
+
+    Folder links are followed, as `ls` and a file manager show them (a class
+    folder linked from elsewhere is a class); a folder already walked (a link
+    loop, or two links to one folder) is not walked again.
+    """
     files: list[str] = []
     hidden_files = hidden_dirs = 0
+    walked: set[str] = set()
 
     def fail(error: OSError) -> None:
         raise IngestInputError(f"cannot list {error.filename}: {error.strerror}")
 
-    for folder, dirnames, filenames in os.walk(root, onerror=fail):
+    for folder, dirnames, filenames in os.walk(root, onerror=fail, followlinks=True):
+        walked.add(os.path.realpath(folder))
         hidden = [name for name in dirnames if name.startswith(".")]
         hidden_dirs += len(hidden)
-        dirnames[:] = sorted(name for name in dirnames if not name.startswith("."))
+        dirnames[:] = sorted(name for name in dirnames if not name.startswith(".")
+                             and os.path.realpath(os.path.join(folder, name)) not in walked)
         for name in sorted(filenames):
             if name.startswith("."):
                 hidden_files += 1
