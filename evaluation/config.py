@@ -14,6 +14,7 @@ import math
 import os
 from typing import Any, Mapping
 
+from ganpipe import settings
 from ganpipe.evaluation.feature_extractors import DEFAULT_EXTRACTOR, INCEPTION, parse_spec
 
 
@@ -105,8 +106,4 @@ class EvaluateConfig:
     @classmethod
     def from_dict(cls, values: Mapping[str, Any]) -> "EvaluateConfig":
         """Builds a config from a dict, rejecting keys the evaluator does not know."""
-        known = {f.name for f in dataclasses.fields(cls)}
-        unknown = sorted(set(values) - known)
-        if unknown:
-            raise ValueError(f"unknown evaluate setting(s): {', '.join(unknown)}")
-        return cls(**dict(values))
+        return settings.from_dict(cls, values, "evaluate")

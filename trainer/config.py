@@ -11,6 +11,8 @@ from __future__ import annotations
 import dataclasses
 from typing import Any, Mapping
 
+from ganpipe import settings
+
 SUPPORTED_IMAGE_SIZES = (8, 16, 28, 32, 64, 128)
 # image_size / channels: decided from the training data (the shape ingestion stored).
 AUTO = 0
@@ -201,11 +203,7 @@ class TrainerConfig:
     @classmethod
     def from_dict(cls, values: Mapping[str, Any]) -> "TrainerConfig":
         """Builds a config from a dict, rejecting keys the trainer does not know."""
-        known = {f.name for f in dataclasses.fields(cls)}
-        unknown = sorted(set(values) - known)
-        if unknown:
-            raise ValueError(f"unknown trainer setting(s): {', '.join(unknown)}")
-        return cls(**dict(values))
+        return settings.from_dict(cls, values, "trainer")
 
 
 def resolve_architecture(architecture: str, image_size: int) -> str:

@@ -28,7 +28,9 @@ import keras
 from keras import layers
 
 from ganpipe.trainer.config import NetworkSpec
-from ganpipe.trainer.layers import ProjectionDiscriminator, batch_norm, float32_output, spectral_norm_if
+from ganpipe.trainer.layers import (
+    ProjectionDiscriminator, batch_norm, float32_output, generator_inputs, spectral_norm_if,
+)
 
 START_SIZE = 4
 MAX_WIDTH_MULTIPLE = 8
@@ -60,13 +62,7 @@ def channels(width: int, level: int) -> int:
 def generator(spec: NetworkSpec) -> keras.Model:
     """z float32 [N, latent_dim] (and labels int32 [N]) -> images float32 [N, H, W, C] in [-1, 1]."""
     depth = levels(spec.image_size)
-    z = keras.Input(shape=(spec.latent_dim,), name="z")
-    inputs = [z]
-    x = z
-    if spec.num_classes:
-        labels = keras.Input(shape=(), dtype="int32", name="labels")
-        inputs.append(labels)
-        x = layers.Concatenate()([z, keras.ops.one_hot(labels, spec.num_classes)])
+    inputs, x = generator_inputs(spec)
 
     # The paper's "project and reshape" (a 4x4 transposed convolution of a 1x1 input, as a Dense).
     top = channels(spec.width, depth - 1)
@@ -80,7 +76,7 @@ def generator(spec: NetworkSpec) -> keras.Model:
         x = layers.ReLU()(batch_norm(spec, gamma_initializer=_gamma())(x))
     x = layers.Conv2DTranspose(spec.channels, KERNEL, strides=2, padding="same", activation="tanh",
                                kernel_initializer=_weights())(x)
-    return keras.Model(inputs if spec.num_classes else z, float32_output(x), name="generator")
+    return keras.Model(inputs if spec.num_classes else inputs[0], float32_output(x), name="generator")
 
 
 class Discriminator(ProjectionDiscriminator):

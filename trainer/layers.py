@@ -51,6 +51,16 @@ def batch_norm(spec: NetworkSpec, **kwargs) -> layers.Layer:
     return norm_layer(momentum=spec.batch_norm_momentum, **kwargs)
 
 
+def generator_inputs(spec: NetworkSpec) -> tuple[list, tf.Tensor]:
+    """G's Keras inputs and what the first layer sees: z float32 [N, latent], and for a conditional
+    network also labels int32 [N], one-hot and concatenated to z (every architecture conditions so)."""
+    z = keras.Input(shape=(spec.latent_dim,), name="z")
+    if not spec.num_classes:
+        return [z], z
+    labels = keras.Input(shape=(), dtype="int32", name="labels")
+    return [z, labels], layers.Concatenate()([z, keras.ops.one_hot(labels, spec.num_classes)])
+
+
 def row_dropout(inputs: tf.Tensor, rate: float, seed: tf.Tensor) -> tf.Tensor:
     """Inverted dropout whose mask is this replica's rows of one global-batch draw.
 

@@ -36,7 +36,8 @@ from ganpipe.trainer import dcgan, resnet
 from ganpipe.trainer.config import NetworkSpec
 # Re-exported: the names these helpers had before trainer/layers.py held them.
 from ganpipe.trainer.layers import (  # noqa: F401
-    ProjectionDiscriminator, SyncBatchNormalization, batch_norm, dtype_policy, float32_output, row_dropout,
+    ProjectionDiscriminator, SyncBatchNormalization, batch_norm, dtype_policy, float32_output, generator_inputs,
+    row_dropout,
     spectral_norm_if,
 )
 
@@ -60,13 +61,7 @@ def tutorial_generator(spec: NetworkSpec) -> keras.Model:
     if start * 2**doublings != spec.image_size or doublings < 2:
         raise ValueError(f"image_size {spec.image_size} is not start size {start} times a power of two >= 4")
 
-    z = keras.Input(shape=(spec.latent_dim,), name="z")
-    inputs = [z]
-    x = z
-    if spec.num_classes:
-        labels = keras.Input(shape=(), dtype="int32", name="labels")
-        inputs.append(labels)
-        x = layers.Concatenate()([z, keras.ops.one_hot(labels, spec.num_classes)])
+    inputs, x = generator_inputs(spec)
 
     x = layers.Dense(start * start * 256, use_bias=False)(x)
     x = batch_norm(spec)(x)
@@ -89,7 +84,7 @@ def tutorial_generator(spec: NetworkSpec) -> keras.Model:
     # No bias anywhere in the generator, as in the tutorial (BatchNorm supplies the shifts).
     x = layers.Conv2DTranspose(spec.channels, 5, strides=2, padding="same", use_bias=False,
                                activation="tanh")(x)
-    return keras.Model(inputs if spec.num_classes else z, float32_output(x), name="generator")
+    return keras.Model(inputs if spec.num_classes else inputs[0], float32_output(x), name="generator")
 
 
 class Discriminator(ProjectionDiscriminator):

@@ -28,7 +28,7 @@ from keras import layers
 
 from ganpipe.trainer.config import NetworkSpec
 from ganpipe.trainer.dcgan import START_SIZE, channels, levels
-from ganpipe.trainer.layers import ProjectionDiscriminator, batch_norm, float32_output
+from ganpipe.trainer.layers import ProjectionDiscriminator, batch_norm, float32_output, generator_inputs
 
 
 def _up_block(x, filters: int, spec: NetworkSpec):
@@ -51,13 +51,7 @@ def _up_block(x, filters: int, spec: NetworkSpec):
 def generator(spec: NetworkSpec) -> keras.Model:
     """z float32 [N, latent_dim] (and labels int32 [N]) -> images float32 [N, H, W, C] in [-1, 1]."""
     depth = levels(spec.image_size)
-    z = keras.Input(shape=(spec.latent_dim,), name="z")
-    inputs = [z]
-    x = z
-    if spec.num_classes:
-        labels = keras.Input(shape=(), dtype="int32", name="labels")
-        inputs.append(labels)
-        x = layers.Concatenate()([z, keras.ops.one_hot(labels, spec.num_classes)])
+    inputs, x = generator_inputs(spec)
     top = channels(spec.width, depth)
     # No bias: the first block's BatchNorm (and, through its shortcut, the next one's) absorbs it.
     x = layers.Reshape((START_SIZE, START_SIZE, top))(layers.Dense(START_SIZE * START_SIZE * top, use_bias=False)(x))
@@ -65,7 +59,7 @@ def generator(spec: NetworkSpec) -> keras.Model:
         x = _up_block(x, channels(spec.width, level), spec)
     x = layers.ReLU()(batch_norm(spec)(x))
     x = layers.Conv2D(spec.channels, 3, padding="same", activation="tanh")(x)
-    return keras.Model(inputs if spec.num_classes else z, float32_output(x), name="generator")
+    return keras.Model(inputs if spec.num_classes else inputs[0], float32_output(x), name="generator")
 
 
 def _sn(layer: layers.Layer) -> layers.Layer:

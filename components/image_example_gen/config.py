@@ -11,6 +11,7 @@ import dataclasses
 import math
 from typing import Any, Mapping
 
+from ganpipe import settings
 from ganpipe.components.image_example_gen import pixels
 from ganpipe.trainer import config as trainer_config
 
@@ -57,8 +58,5 @@ class IngestConfig:
 
     @classmethod
     def from_dict(cls, values: Mapping[str, Any]) -> "IngestConfig":
-        known = {f.name for f in dataclasses.fields(cls)}
-        unknown = sorted(set(values) - known)
-        if unknown:
-            raise ValueError(f"unknown ingest setting(s): {', '.join(unknown)}")
-        return cls(**dict(values))
+        """Builds the settings from a dict, refusing unknown keys."""
+        return settings.from_dict(cls, values, "ingest")
