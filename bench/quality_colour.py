@@ -31,7 +31,8 @@ import time
 
 import numpy as np
 
-from bench.common import RESULTS_DIR, summarize, write_result
+from bench.common import summarize, write_result
+from bench.quality_per_compute import generated_images
 
 EMOJI_DIR = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "..", "shared", "data",
                          "emoji-twitter-64")
@@ -73,18 +74,6 @@ def default_preset(train_count: int) -> dict:
     defaults = TrainerConfig()
     return {"architecture": resolve_architecture(defaults.architecture, 64),
             "augment": resolve_augment(defaults.augment, train_count)}
-
-
-def generated_images(generator, latent_dim: int, count: int, batch: int = 250) -> np.ndarray:
-    import tensorflow as tf
-
-    from ganpipe.trainer.models import latents_for_seeds, to_uint8
-
-    chunks = []
-    for start in range(0, count, batch):
-        seeds = tf.range(start, min(start + batch, count), dtype=tf.int64) + 1_000_000
-        chunks.append(to_uint8(generator(latents_for_seeds(seeds, latent_dim), training=False)).numpy())
-    return np.concatenate(chunks)
 
 
 def curve(cfg, train_files: list[str], reference, extractor, budget_s: float, points: int, samples: int,

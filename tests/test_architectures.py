@@ -9,10 +9,7 @@ Networks are narrow (train.width=8) so this runs on two CPU cores.
 from __future__ import annotations
 
 import dataclasses
-import json
 import os
-import subprocess
-import sys
 from pathlib import Path
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
@@ -31,7 +28,7 @@ from ganpipe.trainer.config import (  # noqa: E402
 from ganpipe.trainer.models import build_discriminator, build_generator  # noqa: E402
 from ganpipe.trainer.export import export_generator  # noqa: E402
 from ganpipe.trainer.train import train_run  # noqa: E402
-from tests.test_distributed import MIRRORED_SCRIPT, REPO_ROOT  # noqa: E402
+from tests.test_distributed import compare_mirrored_with_one_replica  # noqa: E402
 from tests.test_trainer import _blobs, _write_split  # noqa: E402
 
 SMALL = dict(image_size=32, channels=3, batch_size=4, width=8, steps=2, log_every=1, sample_every=2,
@@ -174,11 +171,7 @@ EXACT = dict(SMALL, batch_size=8, steps=3, sample_every=3, deterministic=True, a
 def test_two_local_replicas_match_one_with_augmentation(architecture: str, pattern: str, tmp_path: Path):
     """Augmentation parameters are global-batch draws sliced per replica, so 2 replicas of 4 rows train
     what 1 replica of 8 rows trains (to float summation order), BatchNorm (dcgan's D) and SN included."""
-    config = json.dumps({**EXACT, "architecture": architecture})
-    done = subprocess.run([sys.executable, "-c", MIRRORED_SCRIPT, pattern, config, str(tmp_path)],
-                          cwd=REPO_ROOT, capture_output=True, text=True, timeout=300)
-    assert done.returncode == 0, done.stderr[-3000:]
-    result = json.loads(next(line for line in done.stdout.splitlines() if line.startswith("RESULT "))[7:])
+    result = compare_mirrored_with_one_replica(pattern, {**EXACT, "architecture": architecture}, tmp_path)
     assert result["replicas"] == 2
     assert result["max_abs_diff"] < 2e-6, result
 

@@ -199,14 +199,18 @@ MIRRORED_SCRIPT = textwrap.dedent("""
 """)
 
 
+def compare_mirrored_with_one_replica(pattern: str, settings: dict, tmp_path: Path) -> dict:
+    """Runs MIRRORED_SCRIPT in a fresh process (two logical CPUs); its RESULT: replicas, max_abs_diff."""
+    done = subprocess.run([sys.executable, "-c", MIRRORED_SCRIPT, pattern, json.dumps(settings), str(tmp_path)],
+                          cwd=REPO_ROOT, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-3000:]
+    return json.loads(next(line for line in done.stdout.splitlines() if line.startswith("RESULT "))[7:])
+
+
 def test_two_local_replicas_train_the_weights_one_replica_trains(tmp_path: Path, pattern: str):
     """MirroredStrategy (several GPUs on one worker; two logical CPUs here): one input pipeline feeds
     consecutive per-replica batches, which must be the same rows of the global batch."""
-    config = json.dumps({**EXACT, "checkpoint_every": 0})
-    done = subprocess.run([sys.executable, "-c", MIRRORED_SCRIPT, pattern, config, str(tmp_path)],
-                          cwd=REPO_ROOT, capture_output=True, text=True, timeout=300)
-    assert done.returncode == 0, done.stderr[-3000:]
-    result = json.loads(next(line for line in done.stdout.splitlines() if line.startswith("RESULT "))[7:])
+    result = compare_mirrored_with_one_replica(pattern, {**EXACT, "checkpoint_every": 0}, tmp_path)
     assert result["replicas"] == 2
     assert result["max_abs_diff"] < 2e-6, result
 
