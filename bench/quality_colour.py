@@ -11,19 +11,27 @@ that budget against the same real eval images, with the offline extractor
 training resumes from its own checkpoint between evaluation points.
 
 Variants: architecture dcgan-tutorial | dcgan | resnet, each with
-augmentation off and DiffAugment, `--seeds` seeds each. The default preset
-(`train.architecture: auto`, `train.augment: auto`) is what `ganpipe run`
-trains on this folder. Sample grids at the end of the budget are written
-next to the JSON (`quality_colour_<variant>.png`, seed 0).
+augmentation off and DiffAugment, `--seeds` seeds each, and
+`plain-dcgan+diffaugment`: the reference a user would write by hand (the same
+width-32 DCGAN-64 and DiffAugment, with no EMA and no dropout in D). The
+default preset (`train.architecture: auto`, `train.augment: auto`) is what
+`ganpipe run` trains on this folder. Sample grids at the end of the budget
+are written next to the JSON (`quality_colour[_<tag>]_<variant>.png`, seed 0).
+
+`--jobs N` trains N runs at once in separate processes: the budget is each
+process's own CPU time, so this shortens the wall time, not the comparison.
 
     .venv/bin/python -m bench.quality_colour [--cpu-minutes 10] [--points 4] [--seeds 2] [--samples 1000]
+        [--variants ...] [--jobs 2] [--tag 20min]
 """
 
 from __future__ import annotations
 
 import argparse
+import concurrent.futures
 import dataclasses
 import json
+import multiprocessing
 import os
 import shutil
 import statistics
@@ -45,6 +53,10 @@ VARIANTS = {
     "dcgan+diffaugment": {"architecture": "dcgan", "augment": "diffaugment"},
     "resnet": {"architecture": "resnet", "augment": "off"},
     "resnet+diffaugment": {"architecture": "resnet", "augment": "diffaugment"},
+    # What a user glues together from a DCGAN tutorial and the DiffAugment code: the yardstick
+    # the default preset must beat at equal CPU time.
+    "plain-dcgan+diffaugment": {"architecture": "dcgan", "augment": "diffaugment", "ema_decay": 0.0,
+                                "discriminator_dropout": 0.0},
 }
 
 
@@ -108,35 +120,59 @@ def curve(cfg, train_files: list[str], reference, extractor, budget_s: float, po
     return measured, images
 
 
-def run(cpu_minutes: float, points: int, seeds: int, samples: int, variants: list[str]) -> tuple[dict, dict]:
+def _references(examples_dir: str, samples: int):
+    """(extractor, real eval FeatureSummary, real-train-vs-eval floor scores): the same in every process."""
     from ganpipe.evaluation import metrics
     from ganpipe.evaluation.feature_extractors import get_extractor
-    from ganpipe.trainer.config import TrainerConfig
     from ganpipe.trainer.data import load_images
 
-    os.makedirs(WORK_DIR, exist_ok=True)
-    examples_dir, report = ingest(os.path.normpath(EMOJI_DIR), WORK_DIR)
-    train_files = [os.path.join(examples_dir, "Split-train", "*")]
-    extractor = get_extractor("random-conv")
+    extractor = get_extractor("random-conv")  # fixed weights (random-conv-v1): identical in every process
     real_eval = load_images([os.path.join(examples_dir, "Split-eval", "*")], channels=3, image_size=64)
-    real_train = load_images(train_files, channels=3, image_size=64, limit=samples)
+    real_train = load_images([os.path.join(examples_dir, "Split-train", "*")], channels=3, image_size=64,
+                             limit=samples)
     reference = metrics.FeatureSummary.from_features(extractor(real_eval))
     floor = metrics.score(metrics.FeatureSummary.from_features(extractor(real_train)), reference).to_dict()
+    return extractor, reference, floor, len(real_eval)
+
+
+def curve_task(name: str, seed: int, examples_dir: str, cpu_minutes: float, points: int,
+               samples: int) -> tuple[list[dict], np.ndarray]:
+    """One (variant, seed) run from scratch to the budget; (its points, its first 64 final images)."""
+    from ganpipe.trainer.config import TrainerConfig
+
+    extractor, reference, _, _ = _references(examples_dir, samples)
+    print(f"  {name} (seed {seed}):", flush=True)
+    cfg = TrainerConfig(image_size=64, channels=3, seed=seed, **VARIANTS[name])
+    measured, images = curve(cfg, [os.path.join(examples_dir, "Split-train", "*")], reference, extractor,
+                             cpu_minutes * 60, points, samples, os.path.join(WORK_DIR, f"colour-{name}-{seed}"))
+    print(f"  {name} (seed {seed}) done: FID {measured[-1]['fid']:.3f} at step {measured[-1]['step']}", flush=True)
+    return measured, images[:64]
+
+
+def run(cpu_minutes: float, points: int, seeds: int, samples: int, variants: list[str],
+        jobs: int = 1) -> tuple[dict, dict]:
+    os.makedirs(WORK_DIR, exist_ok=True)
+    examples_dir, report = ingest(os.path.normpath(EMOJI_DIR), WORK_DIR)
+    extractor, _, floor, num_real_eval = _references(examples_dir, samples)
     preset = default_preset(report["splits"]["train"])
     print(f"emoji: {report['splits']} images, stored {report['stored_shape']}; default preset {preset}; "
           f"real floor FID {floor['fid']:.3f} coverage {floor['coverage']:.3f}", flush=True)
 
-    curves, grids = {}, {}
-    for name in variants:
-        curves[name] = []
-        for seed in range(seeds):
-            print(f"  {name} (seed {seed}):", flush=True)
-            cfg = TrainerConfig(image_size=64, channels=3, seed=seed, **VARIANTS[name])
-            measured, images = curve(cfg, train_files, reference, extractor, cpu_minutes * 60, points, samples,
-                                     os.path.join(WORK_DIR, f"colour-{name}-{seed}"))
-            curves[name].append(measured)
-            if seed == 0:
-                grids[name] = images[:64]
+    tasks = [(name, seed) for name in variants for seed in range(seeds)]
+    arguments = [(name, seed, examples_dir, cpu_minutes, points, samples) for name, seed in tasks]
+    if jobs > 1:
+        # spawn, not fork: TensorFlow's runtime does not survive a fork.
+        context = multiprocessing.get_context("spawn")
+        with concurrent.futures.ProcessPoolExecutor(jobs, mp_context=context) as pool:
+            outcomes = list(pool.map(curve_task, *zip(*arguments)))
+    else:
+        outcomes = [curve_task(*task) for task in arguments]
+    curves = {name: [] for name in variants}
+    grids = {}
+    for (name, seed), (measured, images) in zip(tasks, outcomes):
+        curves[name].append(measured)
+        if seed == 0:
+            grids[name] = images
     medians = {
         name: [{key: summarize([run_[i][key] for run_ in runs]) for key in ("fid", "kid", "coverage", "recall")}
                | {"step": statistics.median(run_[i]["step"] for run_ in runs),
@@ -149,22 +185,24 @@ def run(cpu_minutes: float, points: int, seeds: int, samples: int, variants: lis
     result = {
         "data": "emoji-twitter-64", "ingest": {"splits": report["splits"], "stored_shape": report["stored_shape"]},
         "extractor": extractor.name, "cpu_minutes": cpu_minutes, "points": points, "seeds": seeds,
-        "samples": samples, "num_real_eval": int(len(real_eval)), "real_floor": floor,
+        "samples": samples, "num_real_eval": int(num_real_eval), "real_floor": floor,
         "default_preset": preset_name, "curves": medians, "runs": curves, "final_fid": final,
         "preset_fid_over_tutorial": (final[preset_name] / final["dcgan-tutorial"]
                                      if preset_name in final and "dcgan-tutorial" in final else None),
         "target_ratio": 1 / 3,
+        "preset_fid_over_plain": (final[preset_name] / final["plain-dcgan+diffaugment"]
+                                  if preset_name in final and "plain-dcgan+diffaugment" in final else None),
     }
     return result, grids
 
 
-def write_grids(grids: dict, real: np.ndarray, directory: str) -> list[str]:
+def write_grids(grids: dict, real: np.ndarray, directory: str, stem: str) -> list[str]:
     from ganpipe.trainer.visualize import image_grid
     from PIL import Image
 
     paths = []
     for name, images in {"real": real[:64], **grids}.items():
-        path = os.path.join(directory, f"quality_colour_{name}.png")
+        path = os.path.join(directory, f"{stem}_{name}.png")
         grid = np.asarray(image_grid(images, columns=8))
         Image.fromarray(grid).resize((grid.shape[1] * 2, grid.shape[0] * 2), Image.NEAREST).save(path)
         paths.append(path)
@@ -197,8 +235,10 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--seeds", type=int, default=2)
     parser.add_argument("--samples", type=int, default=1000)
     parser.add_argument("--variants", nargs="+", default=list(VARIANTS), choices=list(VARIANTS))
+    parser.add_argument("--jobs", type=int, default=1, help="runs trained at once, one process each")
+    parser.add_argument("--tag", default="", help="suffix of the result's name (quality_colour_<tag>.json)")
     args = parser.parse_args(argv)
-    result, grids = run(args.cpu_minutes, args.points, args.seeds, args.samples, args.variants)
+    result, grids = run(args.cpu_minutes, args.points, args.seeds, args.samples, args.variants, args.jobs)
     print(f"quality on colour images ({result['extractor']}), median at {args.cpu_minutes:g} CPU-minutes:")
     for name, points in result["curves"].items():
         last = points[-1]
@@ -206,14 +246,16 @@ def main(argv: list[str] | None = None) -> dict:
               f"[{last['fid']['min']:.2f}-{last['fid']['max']:.2f}]  KID {last['kid']['median']:.4f}  "
               f"coverage {last['coverage']['median']:.3f}")
     print(f"  default preset {result['default_preset']}: FID / dcgan-tutorial's = "
-          f"{result['preset_fid_over_tutorial']} (target <= 1/3)")
-    path = write_result("quality_colour", result)
+          f"{result['preset_fid_over_tutorial']} (target <= 1/3); / plain-dcgan+diffaugment's = "
+          f"{result['preset_fid_over_plain']} (target < 1)")
+    stem = "quality_colour" + (f"_{args.tag}" if args.tag else "")
+    path = write_result(stem, result)
     plot(result, path.replace(".json", ".png"))
     from ganpipe.trainer.data import load_images
 
     real = load_images([os.path.join(WORK_DIR, "emoji_examples", "Split-eval", "*")], channels=3, image_size=64,
                        limit=64)
-    print("wrote", path, *write_grids(grids, real, os.path.dirname(path)))
+    print("wrote", path, *write_grids(grids, real, os.path.dirname(path), stem))
     return result
 
 

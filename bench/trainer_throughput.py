@@ -198,14 +198,16 @@ class OurLoop:
         import keras
         import tensorflow as tf
 
-        from ganpipe.trainer.checkpoints import CheckpointKeeper, checkpoint_directory
-        from ganpipe.trainer.data import input_spec, make_dataset
+        from ganpipe.trainer.checkpoints import CheckpointKeeper, checkpoint_directory, run_identity
+        from ganpipe.trainer.data import input_spec, list_files, make_dataset
         from ganpipe.trainer.train import GanTrainer, LogSchedule, RunLog
 
         strategy = tf.distribute.get_strategy()
         keras.utils.set_random_seed(cfg.seed)
         self.trainer = GanTrainer(cfg, strategy)
-        self.keeper = CheckpointKeeper(cfg, checkpoint_directory(cfg, work_dir), True, **self.trainer.checkpointables())
+        identity = run_identity(cfg, list_files([pattern]))
+        self.keeper = CheckpointKeeper(cfg, checkpoint_directory(cfg, work_dir, identity), True, "worker-0", identity,
+                                       **self.trainer.checkpointables())
         self.batches = TimedBatches(iter(strategy.distribute_datasets_from_function(
             lambda context: make_dataset([pattern], input_spec(cfg), input_context=context))))
         self.log = RunLog(LogSchedule.of(cfg), work_dir, self.trainer, chief=True, progress=False)

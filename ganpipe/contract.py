@@ -41,3 +41,6 @@ PNG_OUTPUT = "png_bytes"
 # class of each row from its latent vector's fingerprint (see trainer/export.py).
 CONDITIONAL_SIGNATURE = "generate_with_labels"  # z float32 [N, latent], labels int64 [N] -> images uint8
 LABELS_INPUT = "labels"
+# In a conditional generator's SavedModel: assets/class_names.txt, line i the name of label i
+# (the class folder's name, from ingestion), and the same as the string variable `class_names`.
+CLASS_NAMES_ASSET = "class_names.txt"

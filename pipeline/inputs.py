@@ -46,6 +46,10 @@ def resolve(config: PipelineConfig) -> ResolvedInput:
         return ResolvedInput(path, data_format, f"named dataset '{config.data.path}' ({path}); {_shape_line(found)}",
                              ingest)
     path = os.path.abspath(os.path.expanduser(config.data.path))
+    if sources.display_name(path) != path:
+        # The path becomes an MLMD property and a Kubeflow parameter: both are UTF-8 strings.
+        raise ConfigError(f"data.path {sources.display_name(path)}: the name is not valid UTF-8; rename the "
+                          "folder (file names inside it may be anything)")
     if os.path.abspath(config.output_dir).startswith(path + os.sep):
         raise ConfigError(f"output_dir {config.output_dir} lies inside the input folder {path}: "
                           "outputs would be read back as input")

@@ -58,3 +58,9 @@ def png_folder(tmp_path: Path) -> Path:
     folder = tmp_path / "images"
     write_png_folder(folder, 48)
     return folder
+
+
+def identity_checkpoints(base: Path) -> Path:
+    """The one run-identity subdirectory of a checkpoint directory (trainer/checkpoints.py layout)."""
+    (directory,) = [path for path in Path(base).iterdir() if path.is_dir()]
+    return directory

@@ -2,7 +2,7 @@
 
 Every network trains and exports at 32, 64 and 128 px; with augmentation on,
 2 local replicas still train the weights 1 replica trains, and a resumed run
-still equals the uninterrupted one; checkpoints of another network are refused.
+still equals the uninterrupted one; checkpoints of another network are never restored.
 Networks are narrow (train.width=8) so this runs on two CPU cores.
 """
 
@@ -21,7 +21,6 @@ import tensorflow as tf  # noqa: E402
 from ganpipe import contract  # noqa: E402
 from ganpipe.pipeline.config import ConfigError, load_config  # noqa: E402
 from ganpipe.trainer.augment import AdaptiveProbability, _cutout, diff_augment  # noqa: E402
-from ganpipe.trainer.checkpoints import CheckpointMismatchError  # noqa: E402
 from ganpipe.trainer.config import (  # noqa: E402
     AUTO_AUGMENT_BELOW_IMAGES, TrainerConfig, network_spec, resolve_architecture, resolve_augment,
 )
@@ -193,18 +192,21 @@ def test_resumed_run_with_ada_equals_the_uninterrupted_run(pattern: str, tmp_pat
     assert resumed.start_step == 4
     for exported, expected in zip(resumed.generator.weights, whole.generator.weights):
         np.testing.assert_array_equal(np.array(exported), np.array(expected))
-    resumed_state = _checkpoint_tensors(tmp_path / "durable")
-    whole_state = _checkpoint_tensors(tmp_path / "whole" / "checkpoints")
+    resumed_state = _checkpoint_tensors(Path(resumed.checkpoint_dir))
+    whole_state = _checkpoint_tensors(Path(whole.checkpoint_dir))
     assert resumed_state.keys() == whole_state.keys()
     assert "ada/p/.ATTRIBUTES/VARIABLE_VALUE" in whole_state
     for key, value in whole_state.items():
         np.testing.assert_array_equal(resumed_state[key], value, err_msg=key)
 
 
-def test_checkpoints_of_another_architecture_are_refused(pattern: str, tmp_path: Path):
+def test_checkpoints_of_another_architecture_are_not_restored(pattern: str, tmp_path: Path, capfd):
     cfg = TrainerConfig(**{**SMALL, "steps": 1, "checkpoint_every": 1, "sample_every": 1})
     train_run(dataclasses.replace(cfg, architecture="auto"), [pattern], str(tmp_path / "run"))  # dcgan-tutorial
-    with pytest.raises(CheckpointMismatchError, match=r"train\.architecture: 'dcgan-tutorial' -> 'dcgan'"):
-        train_run(dataclasses.replace(cfg, steps=2, architecture="dcgan"), [pattern], str(tmp_path / "run"))
-    with pytest.raises(CheckpointMismatchError, match=r"train\.width: 8 -> 16"):
-        train_run(dataclasses.replace(cfg, steps=2, width=16), [pattern], str(tmp_path / "run"))
+    capfd.readouterr()
+    other = train_run(dataclasses.replace(cfg, steps=2, architecture="dcgan"), [pattern], str(tmp_path / "run"))
+    assert other.start_step == 0
+    assert "train.architecture: 'dcgan-tutorial' -> 'dcgan'" in capfd.readouterr().out
+    wider = train_run(dataclasses.replace(cfg, steps=2, width=16), [pattern], str(tmp_path / "run"))
+    assert wider.start_step == 0
+    assert "train.width: 8 -> 16" in capfd.readouterr().out

@@ -32,6 +32,7 @@ import numpy as np  # noqa: E402
 import pytest  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
+from tests.conftest import identity_checkpoints  # noqa: E402
 from tests.test_trainer import TINY, _blobs, _write_split, summarize_exports_in_clean_process  # noqa: E402
 from ganpipe.trainer import cluster  # noqa: E402
 from ganpipe.trainer.config import TrainerConfig  # noqa: E402
@@ -168,7 +169,10 @@ def test_two_workers_train_the_weights_one_worker_trains(tmp_path: Path, pattern
     logs = capfd.readouterr().out
     assert "[worker-1]" in logs and "strategy MultiWorkerMirroredStrategy: 2 replica(s)" in logs, logs[-3000:]
 
-    single, double = _checkpoint(one / "run" / "checkpoints"), _checkpoint(two / "run" / "checkpoints")
+    single_dir = identity_checkpoints(one / "run" / "checkpoints")
+    double_dir = identity_checkpoints(two / "run" / "checkpoints")
+    assert single_dir.name == double_dir.name  # train.workers is not part of the run identity
+    single, double = _checkpoint(single_dir), _checkpoint(double_dir)
     assert single.keys() == double.keys()
     assert int(double["step/.ATTRIBUTES/VARIABLE_VALUE"]) == 4
     assert int(double["generator_optimizer/_iterations/.ATTRIBUTES/VARIABLE_VALUE"]) == 4
@@ -178,8 +182,7 @@ def test_two_workers_train_the_weights_one_worker_trains(tmp_path: Path, pattern
         np.testing.assert_allclose(double[key], value, rtol=1e-5, atol=2e-6, err_msg=key)
     assert (two / "model" / "saved_model.pb").exists()
     # Non-chief workers write nothing next to the chief's files.
-    assert sorted(p.name for p in (two / "run" / "checkpoints").iterdir()) == sorted(
-        p.name for p in (one / "run" / "checkpoints").iterdir())
+    assert sorted(p.name for p in double_dir.iterdir()) == sorted(p.name for p in single_dir.iterdir())
 
 
 MIRRORED_SCRIPT = textwrap.dedent("""
@@ -273,10 +276,10 @@ def test_a_sigkilled_worker_run_resumes_from_its_checkpoint(tmp_path: Path, patt
     trained_after = sorted(int(n) for n in re.findall(r"\[worker-0\].* step (\d+)/40 g_loss", second))
     assert trained_after == list(range(start + 1, steps + 1))  # the step counter continues to the end
 
-    state = _checkpoint(tmp_path / "run" / "checkpoints")
+    state = _checkpoint(identity_checkpoints(tmp_path / "run" / "checkpoints"))
     assert int(state["step/.ATTRIBUTES/VARIABLE_VALUE"]) == steps
     assert int(state["generator_optimizer/_iterations/.ATTRIBUTES/VARIABLE_VALUE"]) == steps  # Adam restored
-    history = json.loads((tmp_path / "run" / "checkpoints" / "history.json").read_text())
+    history = json.loads((identity_checkpoints(tmp_path / "run" / "checkpoints") / "history.json").read_text())
     assert history["steps"] == list(range(1, steps + 1))
     summary = summarize_exports_in_clean_process([tmp_path / "model"], tmp_path)[str(tmp_path / "model")]
     assert summary["serving"] == ["uint8", [4, 16, 16, 1]] and summary["pixel_std"] > 0

@@ -324,13 +324,22 @@ def test_default_limits_refuse_a_garbage_first_candidate(world, tmp_path):
     assert _marker(blessing) == "BLESSED", report["reasons"]
 
 
-def test_min_improvement_requires_a_margin(world, tmp_path):
-    # Same generator as candidate and baseline: equal FIDs pass "not worse" but not "10% better".
+def test_the_serving_generator_itself_is_never_blessed_again(world, tmp_path):
+    """A candidate that is the baseline (a finished checkpoint resumed for 0 steps) scores exactly the
+    baseline's FID, so "not worse" alone would push the same generator again as a new version."""
     blessing, _, report = _evaluate(world, tmp_path / "equal", "memorizer", baseline="memorizer")
+    assert _marker(blessing) == "NOT_BLESSED"
+    assert report["candidate"]["fid"] == report["baseline"]["fid"]
+    assert report["reasons"] == ["the candidate draws exactly the images of serving version 1 for the same "
+                                 "seeds: it is that generator, not a new one"]
+
+
+def test_min_improvement_requires_a_margin(world, tmp_path):
+    blessing, _, report = _evaluate(world, tmp_path / "better", "memorizer", baseline="blurry")
     assert _marker(blessing) == "BLESSED"
-    assert report["candidate"]["fid"] == pytest.approx(report["baseline"]["fid"])
-    blessing, _, report = _evaluate(world, tmp_path / "margin", "memorizer", baseline="memorizer",
-                                    min_improvement=0.1)
+    gain = 1.0 - report["candidate"]["fid"] / report["baseline"]["fid"]
+    blessing, _, report = _evaluate(world, tmp_path / "margin", "memorizer", baseline="blurry",
+                                    min_improvement=min(gain + 0.05, 0.99))
     assert _marker(blessing) == "NOT_BLESSED"
     assert any("min_improvement" in reason for reason in report["reasons"])
 

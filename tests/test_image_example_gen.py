@@ -104,7 +104,8 @@ def _read_split(out: Path, split: str) -> list[dict]:
             "width": feature[contract.WIDTH_KEY].int64_list.value[0],
             "channels": feature[contract.CHANNELS_KEY].int64_list.value[0],
             "label": feature[contract.LABEL_KEY].int64_list.value[0],
-            "source": feature[contract.SOURCE_KEY].bytes_list.value[0].decode(),
+            # The file name's exact bytes: decoded as Python names files (os.fsdecode).
+            "source": feature[contract.SOURCE_KEY].bytes_list.value[0].decode("utf-8", "surrogateescape"),
             "sha256": feature[contract.SHA256_KEY].bytes_list.value[0].decode(),
         })
     return records
@@ -593,3 +594,43 @@ def test_linked_class_folders_are_classes_and_link_loops_end(tmp_path):
     assert sorted(os.path.relpath(item.path, data) for item in plan.items) == [
         "cats/g000.png", "cats/g001.png", "cats/g002.png", "dogs/g000.png", "dogs/g001.png"]
     assert [item.label for item in plan.items] == [0, 0, 0, 1, 1]
+
+
+def test_file_and_folder_names_that_are_not_utf8_survive_ingestion(tmp_path):
+    """Linux allows any bytes but / and NUL in a name. Such names must not crash Beam's coders or the
+    JSON report: records keep the name's exact bytes, reports and label names show \\xNN escapes."""
+    data = tmp_path / "data"
+    _grey_pngs(data / "cats", 3)
+    _grey_pngs(data / "dogs", 3, first_seed=3)
+    root = os.fsencode(data)
+    good = os.path.join(root, b"cats", b"caf\xe9 \xff.png")
+    _write(Path(os.fsdecode(good)), _encode(_pixels(20), "PNG"))
+    _write(Path(os.fsdecode(os.path.join(root, b"dogs", b"junk\xff\xfe.png"))), b"not an image")
+    _write(Path(os.fsdecode(os.path.join(root, b"bir\x80ds", b"a.png"))), _encode(_pixels(21), "PNG"))
+
+    found = sources.preflight(str(data), "auto", IngestConfig(image_size=16, channels=1))
+    assert found["label_names"] == ["bir\\x80ds", "cats", "dogs"]
+    json.dumps(found, ensure_ascii=False).encode("utf-8")  # strict: every string is valid UTF-8
+
+    document, examples = _ingest(data, tmp_path / "out")
+    assert document["accepted"] == 8 and document["rejected"] == {"not_an_image": 1}
+    assert document["label_names"] == ["bir\\x80ds", "cats", "dogs"]
+    assert [entry["source"].rsplit("/", 1)[-1] for entry in document["rejected_files"]] == ["junk\\xff\\xfe.png"]
+    (tmp_path / "out" / report.REPORT_FILE).read_bytes().decode("utf-8")  # strict
+    records = _all(examples)
+    assert records[os.fsdecode(good)]["label"] == 1  # the exact bytes, back to the file
+    assert records[os.fsdecode(os.path.join(root, b"bir\x80ds", b"a.png"))]["label"] == 0
+
+
+def test_a_data_path_that_is_not_utf8_is_refused_in_one_line(tmp_path):
+    from ganpipe.pipeline import inputs
+    from ganpipe.pipeline.config import ConfigError, PipelineConfig
+
+    folder = Path(os.fsdecode(os.path.join(os.fsencode(tmp_path), b"d\xffata")))
+    _grey_pngs(folder, 2)
+    config = PipelineConfig()
+    config.data.path = str(folder)
+    config.output_dir = str(tmp_path / "out")
+    with pytest.raises(ConfigError, match=r"d\\xffata: the name is not valid UTF-8; rename the folder"):
+        inputs.resolve(config)
+

@@ -3,6 +3,7 @@ generator that plain TensorFlow loads in a clean process; the EMA, conditioning 
 
 from __future__ import annotations
 
+import json
 import os
 import types
 from pathlib import Path
@@ -128,6 +129,27 @@ def test_conditional_needs_labels_on_every_image(tmp_path: Path, unlabelled: str
         train_run(cfg, [unlabelled], str(tmp_path / "a"))
     with pytest.raises(TrainingDataError, match="train.num_classes=2: the training data has label 2"):
         train_run(TrainerConfig(**{**TINY, "conditional": True, "num_classes": 2}), [labelled], str(tmp_path / "b"))
+
+
+def test_a_class_with_no_training_image_is_kept_and_classes_ship_with_their_names(tmp_path: Path):
+    """Ingestion found 5 class folders; the one image of "zebra" landed in the eval split. The generator
+    still has 5 classes (the ingest report's, not 1 + the largest training label), label 4 works, and the
+    SavedModel carries the names in label order for a client that wants "class X"."""
+    names = ["ant", "bee", "cat", "dog", "zebra"]
+    uri = tmp_path / "examples"
+    _write_split(uri / "Split-train", _blobs(32, 16, 1, seed=8), labels=np.arange(32) % 4)
+    (uri / contract.INGEST_REPORT_FILE).write_text(json.dumps({"label_names": names}))
+    model_dir = tmp_path / "model"
+    train(TrainerConfig(**{**TINY, "conditional": True, "steps": 1, "sample_every": 1}),
+          [str(uri / "Split-train" / "*")], str(model_dir), str(tmp_path / "run"))
+
+    loaded = tf.saved_model.load(str(model_dir))
+    assert int(loaded.num_classes.numpy()) == 5
+    assert [name.decode() for name in loaded.class_names.numpy()] == names
+    assert (model_dir / "assets" / contract.CLASS_NAMES_ASSET).read_text().splitlines() == names
+    images = loaded.signatures[contract.CONDITIONAL_SIGNATURE](
+        z=tf.zeros([1, TINY.get("latent_dim", 100)]), labels=tf.constant([4], tf.int64))[contract.IMAGES_OUTPUT]
+    assert images.shape == (1, 16, 16, 1)
 
 
 @pytest.mark.parametrize(

@@ -8,6 +8,14 @@ saved: it is a pure function of the seed and the step (trainer/data.py
 ``skip_batches``), and so are the noise and dropout masks, so a resumed run
 trains on the same batches with the same randomness as an uninterrupted one.
 
+A checkpoint belongs to one run identity: the training data (by content) and
+every setting that changes what a step computes (:func:`run_identity`). Each
+identity has its own subdirectory of the checkpoint directory, so a durable
+``train.checkpoint_dir`` shared by scheduled runs resumes only a run of the
+same data and settings (a killed pod, or a longer ``train.steps``); a run on
+new data, or with another batch size or network, starts fresh beside it and
+says so, instead of restoring yesterday's generator and training 0 steps.
+
 Under MultiWorkerMirroredStrategy every worker saves (the strategy's rule:
 saving may take part in collectives), but only the chief writes to the
 durable directory; the others write to a private temporary directory that is
@@ -34,25 +42,57 @@ LOGGER = logging.getLogger(__name__)
 
 CHECKPOINTS_SUBDIR = "checkpoints"  # under the run dir when train.checkpoint_dir is empty
 CONFIG_FILE = "trainer_config.json"
+IDENTITY_FILE = "run_identity.json"
 HISTORY_FILE = "history.json"
 KEEP = 2  # the newest two: a run killed while writing one still has the other
+# Settings that do not change what a step computes, so a run may resume under other values:
+# train longer, log or checkpoint more often, or use more workers (the 1-vs-N equivalence,
+# tests/test_distributed.py).
+RESUMABLE_ACROSS = ("steps", "log_every", "sample_every", "checkpoint_every", "checkpoint_dir", "workers")
+_READ_CHUNK = 1 << 20
 
 
-class CheckpointMismatchError(ValueError):
-    """The checkpoint directory holds a run of a different network; resuming would be wrong."""
+def data_fingerprint(files: list[str]) -> str:
+    """sha256 (hex) of the training files' base names and bytes, in name order.
+
+    Names without their directories: the same Examples re-ingested under another
+    artifact URI is the same data. Reads every byte once (about 2 s per GB).
+    """
+    digest = hashlib.sha256()
+    for path in sorted(files, key=os.path.basename):
+        digest.update(os.path.basename(path).encode("utf-8", "surrogateescape") + b"\0")
+        with tf.io.gfile.GFile(path, "rb") as handle:
+            while chunk := handle.read(_READ_CHUNK):
+                digest.update(chunk)
+        digest.update(b"\0")
+    return digest.hexdigest()
 
 
-def checkpoint_directory(cfg: TrainerConfig, run_dir: str) -> str:
-    return cfg.checkpoint_dir or os.path.join(run_dir, CHECKPOINTS_SUBDIR)
+def run_identity(cfg: TrainerConfig, files: list[str]) -> dict[str, Any]:
+    """What a checkpoint must match to be resumed: {"data": fingerprint, "config": {field: value}}.
+
+    ``cfg`` should be resolved (no auto values left), so that ``auto`` and the
+    value it picks are the same run.
+    """
+    config = {key: value for key, value in cfg.to_dict().items() if key not in RESUMABLE_ACROSS}
+    return {"data": data_fingerprint(files), "config": config}
+
+
+def checkpoint_directory(cfg: TrainerConfig, run_dir: str, identity: dict[str, Any]) -> str:
+    """<train.checkpoint_dir or run_dir/checkpoints>/<16 hex digits of the run identity>."""
+    key = hashlib.sha256(json.dumps(identity, sort_keys=True).encode()).hexdigest()[:16]
+    return os.path.join(cfg.checkpoint_dir or os.path.join(run_dir, CHECKPOINTS_SUBDIR), key)
 
 
 class CheckpointKeeper:
     """Saves every ``cfg.checkpoint_every`` steps (and at the end) and restores the newest one."""
 
     def __init__(self, cfg: TrainerConfig, directory: str, chief: bool, task: str = "worker-0",
-                 **trackables: Any):
+                 identity: dict[str, Any] | None = None, **trackables: Any):
+        """``directory``: this run identity's (:func:`checkpoint_directory`); ``identity`` is recorded there."""
         self.cfg = cfg
         self.directory = directory
+        self.identity = identity
         self.chief = chief
         self.checkpoint = tf.train.Checkpoint(**trackables)
         self._scratch = None if chief else _scratch_directory(directory, task)
@@ -63,11 +103,14 @@ class CheckpointKeeper:
         """(step, history) of the newest checkpoint in the chief's directory; (0, {}) when there is none."""
         latest = tf.train.latest_checkpoint(self.directory)
         if latest is None:
+            if self.chief:
+                self._say_why_fresh()
             return 0, {}
-        self._check_config()
         self.checkpoint.restore(latest).assert_consumed()
         step = int(self.checkpoint.step.numpy())
-        LOGGER.info("resumed from checkpoint %s at step %d", latest, step)
+        LOGGER.info("resumed from checkpoint %s at step %d", latest, step)  # every worker: logs show they agree
+        if self.chief:
+            print(f"trainer: resumed at step {step} from {latest}", flush=True)
         history = _read_json(os.path.join(self.directory, HISTORY_FILE)) or {}
         steps = history.get("steps", [])
         keep = sum(1 for value in steps if value <= step)  # steps after the checkpoint are retrained
@@ -83,6 +126,8 @@ class CheckpointKeeper:
         if self.chief:
             tf.io.gfile.makedirs(self.directory)
             _write_json(os.path.join(self.directory, CONFIG_FILE), self.cfg.to_dict())
+            if self.identity is not None:
+                _write_json(os.path.join(self.directory, IDENTITY_FILE), self.identity)
             # Written before the checkpoint: a kill in between leaves extra steps, which restore trims.
             _write_json(os.path.join(self.directory, HISTORY_FILE), history)
         path = self.manager.save(checkpoint_number=step)
@@ -93,21 +138,23 @@ class CheckpointKeeper:
         if self._scratch:
             shutil.rmtree(self._scratch, ignore_errors=True)
 
-    def _check_config(self) -> None:
-        saved = _read_json(os.path.join(self.directory, CONFIG_FILE))
-        if saved is None:
+    def _say_why_fresh(self) -> None:
+        """Names what differs from the newest other run in the same checkpoint directory, if any."""
+        base = os.path.dirname(self.directory)
+        others = []
+        for name in tf.io.gfile.listdir(base) if tf.io.gfile.isdir(base) else []:
+            path = os.path.join(base, name.rstrip("/"), IDENTITY_FILE)
+            if path != os.path.join(self.directory, IDENTITY_FILE) and tf.io.gfile.exists(path):
+                others.append((tf.io.gfile.stat(path).mtime_nsec, path))
+        if not others or self.identity is None:
             return
-        try:
-            saved_arch = TrainerConfig.from_dict(saved).network_fields()
-        except ValueError as error:
-            raise CheckpointMismatchError(f"{self.directory}: unreadable {CONFIG_FILE}: {error}") from None
-        wanted = self.cfg.network_fields()
-        changed = [f"train.{key}: {saved_arch[key]!r} -> {wanted[key]!r}"
-                   for key in wanted if saved_arch.get(key) != wanted[key]]
-        if changed:
-            raise CheckpointMismatchError(
-                f"the checkpoints in {self.directory} are of another network ({'; '.join(changed)}); "
-                "use a new train.checkpoint_dir (or run dir) or the old settings")
+        newest = _read_json(max(others)[1])
+        differences = ["the training data" if newest.get("data") != self.identity["data"] else ""]
+        saved, wanted = newest.get("config", {}), self.identity["config"]
+        differences += [f"train.{key}: {saved.get(key)!r} -> {wanted[key]!r}"
+                        for key in sorted(wanted) if saved.get(key) != wanted[key]]
+        print(f"trainer: {base} holds checkpoints of another run ({'; '.join(filter(None, differences))}): "
+              f"starting fresh in {self.directory}", flush=True)
 
 
 def _scratch_directory(directory: str, task: str) -> str:

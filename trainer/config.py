@@ -28,6 +28,7 @@ ARCHITECTURE_CHOICES = (*ARCHITECTURES, "auto")
 # Fashion-MNIST up to 32 px (the demo, bench/quality_per_compute.py). From it on, Radford et
 # al.'s DCGAN, whose depth grows with the resolution (bench/quality_colour.py, emoji at 64 px).
 AUTO_DCGAN_FROM_SIZE = 64
+UPSAMPLES = ("transposed", "resize")
 # Discriminator augmentation (trainer/augment.py): DiffAugment with a fixed p, or with p adapted
 # ADA-style; "auto" turns DiffAugment on for small training sets (resolve_augment).
 AUGMENTS = ("off", "diffaugment", "ada")
@@ -38,12 +39,6 @@ AUGMENT_CHOICES = (*AUGMENTS, "auto")
 AUTO_AUGMENT_BELOW_IMAGES = 20_000
 # "none", not "off": YAML reads a bare off as the boolean false.
 MIXED_PRECISION = ("none", "float16", "bfloat16")
-
-# Settings that change what the networks are (their variables and shapes): a
-# checkpoint written under one value cannot be resumed under another.
-# ada_on: an ADA run's checkpoint also holds p and its running statistic.
-ARCHITECTURE_FIELDS = ("architecture", "width", "image_size", "channels", "latent_dim", "spectral_norm",
-                       "conditional", "num_classes", "ema_decay_on", "mixed_precision", "ada_on")
 
 
 @dataclasses.dataclass
@@ -83,6 +78,10 @@ class TrainerConfig:
     # they double per level towards 4x4, capped at 8 * width. The tutorial's networks ignore it.
     # 32, not the paper's 128: on 2 CPU cores a 64 px step at width 32 costs ~1/4 of width 64.
     width: int = 32
+    # dcgan's generator: how it doubles the resolution. transposed: the paper's 4x4 stride-2
+    # transposed convolutions; resize: nearest-neighbour x2 then a 3x3 convolution (Odena et al.
+    # 2016, "Deconvolution and Checkerboard Artifacts"), which cannot leave a checkerboard.
+    upsample: str = "transposed"
 
     # Losses and regularisers.
     loss: str = "auto"  # bce (non-saturating, the tutorial's) | hinge | wgan-gp | auto (hinge for resnet, else bce)
@@ -156,6 +155,8 @@ class TrainerConfig:
         if self.architecture not in ARCHITECTURE_CHOICES:
             raise ValueError(f"train.architecture={self.architecture!r}: must be one of "
                              f"{', '.join(ARCHITECTURE_CHOICES)}")
+        if self.upsample not in UPSAMPLES:
+            raise ValueError(f"train.upsample={self.upsample!r}: must be one of {', '.join(UPSAMPLES)}")
         if self.width < 1:
             raise ValueError(f"train.width={self.width}: must be >= 1")
         if self.architecture in ("dcgan", "resnet") and self.image_size != AUTO and self.image_size < 32:
@@ -195,10 +196,6 @@ class TrainerConfig:
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
-
-    def network_fields(self) -> dict[str, Any]:
-        """The values a checkpoint depends on (see ARCHITECTURE_FIELDS)."""
-        return {name: getattr(self, name) for name in ARCHITECTURE_FIELDS}
 
     @classmethod
     def from_dict(cls, values: Mapping[str, Any]) -> "TrainerConfig":
@@ -251,6 +248,7 @@ class NetworkSpec:
     channels: int
     latent_dim: int
     width: int = 64
+    upsample: str = "transposed"  # dcgan's generator: transposed | resize
     num_classes: int = 0
     spectral_norm: bool = False  # dcgan-tutorial and dcgan; resnet's D is always spectrally normalised
     batch_norm_momentum: float = 0.9
@@ -271,6 +269,7 @@ def network_spec(cfg: TrainerConfig) -> NetworkSpec:
         channels=cfg.channels,
         latent_dim=cfg.latent_dim,
         width=cfg.width,
+        upsample=cfg.upsample,
         num_classes=cfg.num_classes if cfg.conditional else 0,
         spectral_norm=cfg.spectral_norm,
         batch_norm_momentum=cfg.batch_norm_momentum,

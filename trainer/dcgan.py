@@ -59,6 +59,16 @@ def channels(width: int, level: int) -> int:
     return width * min(2**level, MAX_WIDTH_MULTIPLE)
 
 
+def _upsample(spec: NetworkSpec, filters: int, **options) -> keras.layers.Layer:
+    """Doubles the side: a 4x4 stride-2 transposed convolution, or nearest x2 and a 3x3 convolution."""
+    if spec.upsample == "resize":
+        return keras.Sequential([layers.UpSampling2D(2, interpolation="nearest"),
+                                 layers.Conv2D(filters, 3, padding="same", kernel_initializer=_weights(),
+                                               **options)])
+    return layers.Conv2DTranspose(filters, KERNEL, strides=2, padding="same", kernel_initializer=_weights(),
+                                  **options)
+
+
 def generator(spec: NetworkSpec) -> keras.Model:
     """z float32 [N, latent_dim] (and labels int32 [N]) -> images float32 [N, H, W, C] in [-1, 1]."""
     depth = levels(spec.image_size)
@@ -71,11 +81,9 @@ def generator(spec: NetworkSpec) -> keras.Model:
     x = layers.ReLU()(batch_norm(spec, gamma_initializer=_gamma())(x))
     for level in reversed(range(depth - 1)):
         # No bias before BatchNorm: its shift replaces it.
-        x = layers.Conv2DTranspose(channels(spec.width, level), KERNEL, strides=2, padding="same",
-                                   use_bias=False, kernel_initializer=_weights())(x)
+        x = _upsample(spec, channels(spec.width, level), use_bias=False)(x)
         x = layers.ReLU()(batch_norm(spec, gamma_initializer=_gamma())(x))
-    x = layers.Conv2DTranspose(spec.channels, KERNEL, strides=2, padding="same", activation="tanh",
-                               kernel_initializer=_weights())(x)
+    x = _upsample(spec, spec.channels, activation="tanh")(x)
     return keras.Model(inputs if spec.num_classes else inputs[0], float32_output(x), name="generator")
 
 

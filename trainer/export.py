@@ -10,10 +10,16 @@ A class-conditional generator keeps the two signatures and their inputs
 unchanged: each row's class is then a fixed function of its latent vector
 (``labels_for_latents``), so ``serving_default`` and ``generate_from_seeds``
 still give one image per z / seed whatever the batch. A third signature,
-``generate_with_labels`` (z, labels), chooses the class.
+``generate_with_labels`` (z, labels), chooses the class, and the class
+names travel with it: ``assets/class_names.txt`` (line i names label i) and
+the string variable ``class_names``, so a client can ask for "class X".
 """
 
 from __future__ import annotations
+
+import os
+import tempfile
+from typing import Sequence
 
 import keras
 import tensorflow as tf
@@ -26,7 +32,7 @@ from ganpipe.trainer.models import labels_for_latents, latents_for_seeds, to_uin
 class GeneratorModule(tf.Module):
     """The exported object: a generator plus its serving signatures."""
 
-    def __init__(self, generator: keras.Model, cfg: TrainerConfig):
+    def __init__(self, generator: keras.Model, cfg: TrainerConfig, class_names: Sequence[str] = ()):
         super().__init__(name="gan_generator")
         self.generator = generator
         self.latent_dim = cfg.latent_dim
@@ -37,6 +43,11 @@ class GeneratorModule(tf.Module):
         self.image_size = tf.Variable(cfg.image_size, trainable=False, dtype=tf.int64, name="image_size")
         self.channels = tf.Variable(cfg.channels, trainable=False, dtype=tf.int64, name="channels")
         self.num_classes = tf.Variable(self.classes, trainable=False, dtype=tf.int64, name="num_classes")
+        if self.classes:
+            names = list(class_names) or [str(index) for index in range(self.classes)]
+            if len(names) != self.classes:
+                raise ValueError(f"{len(names)} class names for {self.classes} classes")
+            self.class_names = tf.Variable(names, trainable=False, dtype=tf.string, name="class_names")
 
         latent_spec = tf.TensorSpec([None, cfg.latent_dim], tf.float32, name=contract.LATENT_INPUT)
         self.serving = tf.function(self._from_latents, input_signature=[latent_spec])
@@ -95,8 +106,18 @@ class GeneratorModule(tf.Module):
         return {contract.IMAGES_OUTPUT: images, contract.PNG_OUTPUT: pngs}
 
 
-def export_generator(generator: keras.Model, cfg: TrainerConfig, export_dir: str) -> None:
+def export_generator(generator: keras.Model, cfg: TrainerConfig, export_dir: str,
+                     class_names: Sequence[str] = ()) -> None:
     """Writes the SavedModel: ``serving_default`` (z), ``generate_from_seeds`` (seeds), and for a
-    conditional generator ``generate_with_labels`` (z, labels)."""
-    module = GeneratorModule(generator, cfg)
-    tf.saved_model.save(module, export_dir, signatures=module.signatures())
+    conditional generator ``generate_with_labels`` (z, labels) and the class names asset.
+
+    ``class_names``: conditional only, one per class in label order (default: the numbers).
+    """
+    module = GeneratorModule(generator, cfg, class_names)
+    with tempfile.TemporaryDirectory() as scratch:
+        if module.classes:
+            path = os.path.join(scratch, contract.CLASS_NAMES_ASSET)
+            with open(path, "w", encoding="utf-8", errors="surrogateescape") as handle:
+                handle.write("".join(f"{name}\n" for name in module.class_names.numpy().astype(str)))
+            module.class_names_file = tf.saved_model.Asset(path)  # copied into assets/ by save
+        tf.saved_model.save(module, export_dir, signatures=module.signatures())

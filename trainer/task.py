@@ -57,7 +57,7 @@ def train(cfg: TrainerConfig, train_files: Sequence[str], model_dir: str, run_di
 
     Raises:
       WorkersFailedError: a local worker process failed (its output was streamed).
-      NoDataError, TrainingDataError, CheckpointMismatchError: unusable input or checkpoint.
+      NoDataError, TrainingDataError: unusable input.
     """
     if cfg.workers > 1 and not tf_config_from_env():
         from ganpipe.trainer.local_workers import launch
@@ -80,7 +80,7 @@ def train(cfg: TrainerConfig, train_files: Sequence[str], model_dir: str, run_di
     strategy = strategy_from_environment()
     result = train_run(cfg, list(train_files), run_dir, strategy)
     if result.chief:
-        export_generator(result.generator, result.cfg, model_dir)
+        export_generator(result.generator, result.cfg, model_dir, result.class_names)
         LOGGER.info("exported generator to %s; plots and logs in %s", model_dir, run_dir)
     # Workers leave together: a worker exiting while the chief still exports would see the
     # coordination service's heartbeats fail and stall on shutdown.
@@ -131,15 +131,14 @@ def configure_logging() -> None:
 
 
 def train_with_exit_code(cfg: TrainerConfig, train_files: Sequence[str], model_dir: str, run_dir: str) -> int:
-    """:func:`train` for command lines: 0 trained, 2 unusable input or checkpoint (message printed),
+    """:func:`train` for command lines: 0 trained, 2 unusable input (message printed),
     a failed local worker's code otherwise."""
-    from ganpipe.trainer.checkpoints import CheckpointMismatchError
     from ganpipe.trainer.data import NoDataError
     from ganpipe.trainer.train import TrainingDataError
 
     try:
         train(cfg, train_files, model_dir, run_dir)
-    except (NoDataError, TrainingDataError, CheckpointMismatchError) as error:
+    except (NoDataError, TrainingDataError) as error:
         print(f"trainer: {error}", file=sys.stderr)
         return EXIT_BAD_INPUT
     except WorkersFailedError as error:

@@ -21,6 +21,7 @@ to float summation order (docs/design.md, "Distributed training").
 from __future__ import annotations
 
 import dataclasses
+import json
 import logging
 import os
 import time
@@ -32,15 +33,16 @@ import tensorflow as tf
 from tqdm.auto import tqdm
 from tqdm.contrib.logging import logging_redirect_tqdm
 
+from ganpipe import contract
 from ganpipe.trainer import visualize
 from ganpipe.trainer.augment import AdaptiveProbability, diff_augment
-from ganpipe.trainer.checkpoints import CheckpointKeeper, checkpoint_directory
+from ganpipe.trainer.checkpoints import CheckpointKeeper, checkpoint_directory, run_identity
 from ganpipe.trainer.config import (
     AUTO, AUTO_AUGMENT_BELOW_IMAGES, NetworkSpec, TrainerConfig, network_spec, resolve_architecture,
     resolve_augment,
     resolve_loss,
 )
-from ganpipe.trainer.data import count_records, input_spec, make_dataset, read_labels, stored_shape
+from ganpipe.trainer.data import count_records, input_spec, list_files, make_dataset, read_labels, stored_shape
 from ganpipe.trainer.distributed import is_chief, replica_rows, same_on_all_replicas, task_of
 from ganpipe.trainer.losses import gan_loss, gradient_penalty_per_example, r1_penalty_per_example
 from ganpipe.trainer.models import build_discriminator, build_generator, latents_for_seeds, to_uint8
@@ -363,6 +365,8 @@ class TrainResult:
     cfg: TrainerConfig  # as trained: num_classes resolved from the data when it was 0
     chief: bool  # whether this process is the one that exports
     start_step: int  # the checkpoint step this run resumed from; 0 for a fresh start
+    checkpoint_dir: str = ""  # where this run identity's checkpoints are; empty when checkpoints are off
+    class_names: tuple[str, ...] = ()  # conditional: the name of each label, in label order
 
 
 def train_run(cfg: TrainerConfig, train_files: list[str], run_dir: str,
@@ -378,7 +382,7 @@ def train_run(cfg: TrainerConfig, train_files: list[str], run_dir: str,
     if cfg.deterministic:
         tf.config.experimental.enable_op_determinism()
     keras.utils.set_random_seed(cfg.seed)
-    cfg = _with_classes(_with_shape(cfg, train_files), train_files)
+    cfg, class_names = _with_classes(_with_shape(cfg, train_files), train_files)
     cfg = resolve_config(cfg, _count_for_augment(cfg, train_files))
     replicas = strategy.num_replicas_in_sync
     if cfg.batch_size % replicas:
@@ -392,7 +396,9 @@ def train_run(cfg: TrainerConfig, train_files: list[str], run_dir: str,
     start, history = 0, {}
     if cfg.checkpoint_every:
         task = "{}-{}".format(*task_of(strategy))
-        keeper = CheckpointKeeper(cfg, checkpoint_directory(cfg, run_dir), chief, task, **trainer.checkpointables())
+        identity = run_identity(cfg, list_files(train_files))
+        keeper = CheckpointKeeper(cfg, checkpoint_directory(cfg, run_dir, identity), chief, task, identity,
+                                  **trainer.checkpointables())
         start, history = keeper.restore()
     if replicas > 1 and not same_on_all_replicas(strategy, start):
         raise RuntimeError(f"this worker restored step {start} but others did not: train.checkpoint_dir "
@@ -416,7 +422,7 @@ def train_run(cfg: TrainerConfig, train_files: list[str], run_dir: str,
         if keeper is not None:
             keeper.close()
     log.write_plots()
-    return TrainResult(trainer.export_copy(), cfg, chief, start)
+    return TrainResult(trainer.export_copy(), cfg, chief, start, keeper.directory if keeper else "", class_names)
 
 
 def run_steps(trainer: GanTrainer, batches: Iterator, log: RunLog, keeper: CheckpointKeeper | None,
@@ -447,10 +453,16 @@ def _with_shape(cfg: TrainerConfig, train_files: list[str]) -> TrainerConfig:
     return dataclasses.replace(cfg, image_size=cfg.image_size or size, channels=cfg.channels or channels)
 
 
-def _with_classes(cfg: TrainerConfig, train_files: list[str]) -> TrainerConfig:
-    """For a conditional run: checks every image has a label and fills in num_classes when 0."""
+def _with_classes(cfg: TrainerConfig, train_files: list[str]) -> tuple[TrainerConfig, tuple[str, ...]]:
+    """For a conditional run: checks every image has a label; fills in num_classes when 0; names classes.
+
+    The class set is the one ingestion recorded (``label_names`` in the ingest
+    report beside the splits), so a class whose only images landed in the eval
+    split is still a class of the generator; without a report (TFRecords from
+    elsewhere) it is 1 + the largest training label, named by number.
+    """
     if not cfg.conditional:
-        return cfg
+        return cfg, ()
     labels = read_labels(train_files)
     if labels.size == 0:
         raise EmptyDatasetError("the training data holds no examples (its TFRecord files are empty)")
@@ -458,13 +470,33 @@ def _with_classes(cfg: TrainerConfig, train_files: list[str]) -> TrainerConfig:
     if unknown:
         raise TrainingDataError(f"train.conditional=true needs a label on every training image: {unknown} of "
                          f"{labels.size} have none (label -1)")
+    names = recorded_label_names(train_files)
     largest = int(labels.max())
-    classes = cfg.num_classes or largest + 1
+    classes = cfg.num_classes or (len(names) if names else largest + 1)
     if largest >= classes:
         raise TrainingDataError(f"train.num_classes={classes}: the training data has label {largest}")
     if classes < 2:
         raise TrainingDataError("train.conditional=true: the training data has only one class")
-    return dataclasses.replace(cfg, num_classes=classes)
+    missing = sorted(set(range(classes)) - set(np.unique(labels).tolist()))
+    if missing:
+        LOGGER.warning("class(es) %s have no training image: the generator has them but never learned them",
+                       ", ".join(str(names[i]) if i < len(names) else str(i) for i in missing))
+    if len(names) != classes:
+        names = [str(index) for index in range(classes)]
+    return dataclasses.replace(cfg, num_classes=classes), tuple(names)
+
+
+def recorded_label_names(train_files: list[str]) -> list[str]:
+    """The label names ImageExampleGen wrote in its ingest report next to the split of ``train_files``.
+
+    [] when there is no report (or it names no labels): the Examples came from elsewhere.
+    """
+    for pattern in train_files:
+        path = os.path.join(os.path.dirname(os.path.dirname(pattern)), contract.INGEST_REPORT_FILE)
+        if tf.io.gfile.exists(path):
+            with tf.io.gfile.GFile(path) as handle:
+                return [str(name) for name in json.loads(handle.read()).get("label_names") or []]
+    return []
 
 
 def _count_for_augment(cfg: TrainerConfig, train_files: list[str]) -> int | None:

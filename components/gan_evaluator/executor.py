@@ -87,6 +87,7 @@ class Executor(base_executor.BaseExecutor):
         baseline_scores: Optional[dict[str, Any]] = None
         baseline_images: Optional[np.ndarray] = None
         baseline_error: Optional[str] = None
+        same_as_baseline = False
         if baseline.version:
             notes.append(f"baseline: serving version {baseline.version} ({baseline.path}), {baseline.origin}")
             try:
@@ -97,6 +98,7 @@ class Executor(base_executor.BaseExecutor):
                 if checker.problems():
                     raise GeneratorLoadError("; ".join(checker.problems()))
                 baseline_scores = _scores(baseline_sampled.summary, reference)
+                same_as_baseline = baseline_sampled.digest == candidate_sampled.digest
             except Exception as error:  # any failure of the OLD model is reported, never a crash
                 baseline_error = f"serving version {baseline.version} ({baseline.path}): {error}"
                 notes.append(f"the serving baseline could not be scored: {baseline_error}" + (
@@ -105,7 +107,8 @@ class Executor(base_executor.BaseExecutor):
                 baseline_scores = None
 
         blessed, reasons = judge(candidate, problems, baseline_scores, limits, real_floor=real_floor,
-                                 baseline_error=baseline_error)
+                                 baseline_error=baseline_error,
+                                 same_as_baseline=baseline.version if same_as_baseline else 0)
 
         report = {
             "extractor": extractor.name,

@@ -96,7 +96,7 @@ class SampleChecker:
 
 def judge(candidate: Optional[dict[str, Any]], problems: list[str], baseline: Optional[dict[str, Any]],
           limits: EvaluateConfig, real_floor: Optional[dict[str, Any]] = None,
-          baseline_error: Optional[str] = None) -> tuple[bool, list[str]]:
+          baseline_error: Optional[str] = None, same_as_baseline: int = 0) -> tuple[bool, list[str]]:
     """Returns (blessed, reasons it was not; empty when blessed).
 
     Blessed iff the samples are sane, every absolute limit that is on holds,
@@ -106,9 +106,16 @@ def judge(candidate: Optional[dict[str, Any]], problems: list[str], baseline: Op
     ``baseline_fid * (1 - min_improvement)``. A baseline that exists but
     could not be scored (``baseline_error``) refuses the candidate unless
     ``limits.ignore_unusable_baseline``: nobody can then show the candidate is
-    not worse than what is serving.
+    not worse than what is serving. ``same_as_baseline`` (the serving
+    version, 0 when not) refuses a candidate that draws exactly the baseline's
+    images for the same seeds: it is that generator (say, a finished checkpoint
+    restored and trained 0 steps), and pushing it again would change nothing
+    but the version number.
     """
     reasons = list(problems)
+    if same_as_baseline:
+        reasons.append(f"the candidate draws exactly the images of serving version {same_as_baseline} for the "
+                       "same seeds: it is that generator, not a new one")
     if candidate is None or candidate.get("fid") is None:
         reasons.append("no FID: the samples could not be scored")
         return False, reasons

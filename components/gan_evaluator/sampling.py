@@ -10,6 +10,7 @@ memory does not grow with ``num_samples``.
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import os
 from typing import Any, Iterable, Iterator, Optional
 
@@ -44,6 +45,7 @@ class Sampled:
     summary: Optional[metrics.FeatureSummary]
     grid: np.ndarray  # the first GRID_IMAGES images, as produced (any dtype)
     count: int
+    digest: str = ""  # sha256 of every image's dtype, shape and bytes: equal digests, the same images
 
 
 def real_batches(examples: Any, split: str, channels: int, image_size: int, limit: int,
@@ -106,8 +108,11 @@ def summarize(batches: Iterable[np.ndarray], extractor: FeatureExtractor,
     grid: list[np.ndarray] = []
     pending: list[np.ndarray] = []
     kept = count = pending_count = 0
+    digest = hashlib.sha256()
     for images in batches:
         count += len(images)
+        digest.update(f"{images.dtype.str}{images.shape[1:]}".encode())
+        digest.update(np.ascontiguousarray(images).tobytes())
         if kept < GRID_IMAGES:
             grid.append(images[: GRID_IMAGES - kept])
             kept += len(grid[-1])
@@ -129,7 +134,7 @@ def summarize(batches: Iterable[np.ndarray], extractor: FeatureExtractor,
         grid_images = np.concatenate(grid, axis=0) if grid else np.zeros((0,), dtype=np.uint8)
     except ValueError:  # batches of different shapes: a broken generator; the first batch shows it
         grid_images = grid[0]
-    return Sampled(summary=summary, grid=grid_images, count=count)
+    return Sampled(summary=summary, grid=grid_images, count=count, digest=digest.hexdigest())
 
 
 def _split_block(pending: list[np.ndarray], size: int) -> tuple[np.ndarray, list[np.ndarray]]:

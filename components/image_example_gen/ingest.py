@@ -95,7 +95,8 @@ class DecodeAndValidate(beam.DoFn):
 
     def _emit(self, data: bytes, check: validation.ImageCheck, prepared: bytes, source: str, label: int):
         if not check.ok:
-            return beam.pvalue.TaggedOutput(REJECTED, (source, check.reason, check.detail, check.channels))
+            return beam.pvalue.TaggedOutput(REJECTED, (sources.display_name(source), check.reason,
+                                                       sources.display_name(check.detail), check.channels))
         digest = hashlib.sha256(data).hexdigest()
         example = make_example(prepared, self._preparation, label, source, digest)
         return split_for(digest, self._eval_fraction), example, check.channels

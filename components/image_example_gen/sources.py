@@ -70,6 +70,21 @@ class InputPlan:
     array_files: list = dataclasses.field(default_factory=list)
 
 
+def display_name(path: str) -> str:
+    """``path`` as valid UTF-8 text for records, reports, MLMD and terminals.
+
+    File systems allow names that are not UTF-8; Python lists them with lone
+    surrogates (os.fsdecode), which UTF-8 encoders (Beam's coders, JSON
+    writers, terminals) refuse. Those bytes become ``\\xNN`` escapes; valid
+    names are unchanged.
+    """
+    try:
+        raw = path.encode("utf-8", "surrogateescape")
+    except UnicodeEncodeError:  # a surrogate that is not an escaped byte
+        raw = path.encode("utf-8", "backslashreplace")
+    return raw.decode("utf-8", "backslashreplace")
+
+
 def detect_format(path: str, data_format: str = "auto") -> str:
     """Returns folder / idx / npz / tfrecord; raises IngestInputError when it cannot tell."""
     if data_format != "auto" and data_format not in FORMATS:
@@ -155,7 +170,7 @@ def preflight(path: str, data_format: str = "auto", config: IngestConfig | None 
             first_valid = (source, check)
             break
         reasons[check.reason] += 1
-        examples.setdefault(check.reason, f"{source}: {check.detail}")
+        examples.setdefault(check.reason, display_name(f"{source}: {check.detail}"))
     if first_valid is None:
         counted = ", ".join(f"{reason}={count}" for reason, count in sorted(reasons.items()))
         sample = "; ".join(examples[reason] for reason in sorted(examples))
@@ -171,7 +186,7 @@ def preflight(path: str, data_format: str = "auto", config: IngestConfig | None 
         "hidden_files": plan.hidden_files,
         "hidden_dirs": plan.hidden_dirs,
         "checked": checked,
-        "first_valid": source,
+        "first_valid": display_name(source),
         "first_image": {"format": check.image_format, "height": check.height, "width": check.width,
                         "channels": check.channels},
         "label_names": plan.label_names,
@@ -223,6 +238,7 @@ def _plan_folder(root: str, labels_from_subfolders: bool) -> InputPlan:
                  index[relative.split(os.sep, 1)[0]] if os.sep in relative and label_names else contract.UNKNOWN_LABEL)
         for relative in files
     ]
+    label_names = [display_name(name) for name in label_names]
     return InputPlan(path=root, format=FOLDER, items=items, total=len(items), hidden_files=hidden_files,
                      hidden_dirs=hidden_dirs, label_names=label_names)
 
