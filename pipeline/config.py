@@ -9,6 +9,7 @@ minutes later inside a component.
 from __future__ import annotations
 
 import dataclasses
+import math
 import os
 import re
 import types
@@ -322,6 +323,21 @@ def _parse_scalar(raw: str, key: str) -> Any:
         raise ConfigError(f"{key}={raw!r}: not a value YAML can read") from None
 
 
+def _as_float(value: Any) -> float | None:
+    """Every spelling Python's float() takes ("1e-4", "2E-4", "1_000.5"; YAML 1.1 reads a bare 1e-4
+    as a string), ints widened; None for anything else (booleans included)."""
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, (int, float)):
+        return float(value)
+    if isinstance(value, str):
+        try:
+            return float(value)
+        except ValueError:
+            return None
+    return None
+
+
 def _coerce(value: Any, field_type: Any, key: str) -> Any:
     """Accepts a value only when it fits the field's type (ints widen to floats; `auto` for AUTO_KEYS)."""
     if key in AUTO_KEYS and value == "auto":
@@ -335,8 +351,11 @@ def _coerce(value: Any, field_type: Any, key: str) -> Any:
         if isinstance(value, int) and not isinstance(value, bool):
             return value
     elif field_type is float:
-        if isinstance(value, (int, float)) and not isinstance(value, bool):
-            return float(value)
+        number = _as_float(value)
+        if number is not None:
+            if not math.isfinite(number):
+                raise ConfigError(f"{key}={value!r}: must be a finite number")
+            return number
     elif field_type is str:
         if isinstance(value, str):
             return value

@@ -76,3 +76,21 @@ def test_unreadable_and_non_mapping_yaml(tmp_path):
 def test_to_dict_round_trips_through_the_trainer_section():
     config = PipelineConfig()
     assert config.to_dict()["train"]["latent_dim"] == config.train.latent_dim
+
+
+@pytest.mark.parametrize("spelling, value", [("1e-4", 1e-4), ("2E-4", 2e-4), (".0002", 2e-4),
+                                             ("1_0e-5", 1e-4), (" 5e-4 ", 5e-4), ("1", None)])
+def test_every_float_spelling_python_reads_is_accepted_in_yaml_and_set(tmp_path, spelling, value):
+    """YAML 1.1 reads a bare 1e-4 (no dot) as a string; users write it anyway. An int widens."""
+    path = tmp_path / "run.yaml"
+    key, value = ("evaluate.max_fid", 1.0) if value is None else ("train.generator_lr", value)
+    section, leaf = key.split(".")
+    path.write_text(f"{section}:\n  {leaf}: {spelling}\n")
+    assert getattr(getattr(load_config(str(path)), section), leaf) == pytest.approx(value)
+    assert getattr(getattr(load_config(None, {key: spelling}), section), leaf) == pytest.approx(value)
+
+
+@pytest.mark.parametrize("spelling", ["nan", ".nan", "inf", "-.inf", "1e999"])
+def test_non_finite_floats_are_refused_naming_the_key(spelling):
+    with pytest.raises(ConfigError, match=r"train\.generator_lr=.*must be a finite number"):
+        load_config(None, {"train.generator_lr": spelling})

@@ -33,3 +33,13 @@ def test_empty_or_tiny_splits_stop():
     assert checks.size_problems({"train": 100, "eval": 2}, 16) == []
     assert "fewer than data.min_images=16" in checks.size_problems({"train": 5, "eval": 2}, 16)[0]
     assert checks.size_problems({"train": 16, "eval": 2}, 16) == []
+
+
+def test_a_small_split_of_copies_says_how_many_images_are_distinct():
+    report = {"accepted": 64, "distinct": 1}
+    assert checks.size_problems({"train": 64, "eval": 0}, 16, report) == [
+        "eval split is empty",
+        "64 images, 1 distinct: copies of one image have one sha256 and land in one split; add different images"]
+    assert checks.size_problems({"train": 60, "eval": 4}, 16, {"accepted": 64, "distinct": 60}) == []
+    assert checks.size_problems({"train": 64, "eval": 0}, 16, {"accepted": 64, "distinct": 64}) == [
+        "eval split is empty"]

@@ -634,3 +634,14 @@ def test_a_data_path_that_is_not_utf8_is_refused_in_one_line(tmp_path):
     with pytest.raises(ConfigError, match=r"d\\xffata: the name is not valid UTF-8; rename the folder"):
         inputs.resolve(config)
 
+
+
+def test_the_report_counts_distinct_images(tmp_path):
+    """64 copies of one image: one digest, one split; the report says 1 distinct for the gate to quote."""
+    data = tmp_path / "copies"
+    png = _encode(_pixels(7), "PNG")
+    for index in range(64):
+        _write(data / f"{index:02d}.png", png)
+    _write(data / "other.png", _encode(_pixels(8), "PNG"))
+    document, _ = _ingest(data, tmp_path / "out")
+    assert (document["accepted"], document["distinct"]) == (65, 2)

@@ -41,8 +41,13 @@ def ingest_problems(report: Mapping, max_bad_fraction: float) -> list[str]:
 MIN_EVAL_IMAGES = 2
 
 
-def size_problems(examples_per_split: Mapping[str, int], min_images: int) -> list[str]:
-    """Too little data to train on, or nothing to evaluate against, is a stop too."""
+def size_problems(examples_per_split: Mapping[str, int], min_images: int,
+                  ingest_report: Mapping | None = None) -> list[str]:
+    """Too little data to train on, or nothing to evaluate against, is a stop too.
+
+    With ImageExampleGen's report, a stop on a small split says how many of
+    the images are distinct: copies share a digest, and so a split.
+    """
     problems = []
     for split, count in sorted(examples_per_split.items()):
         if count == 0:
@@ -53,4 +58,9 @@ def size_problems(examples_per_split: Mapping[str, int], min_images: int) -> lis
             # Found here, before training, not by the evaluator after it.
             problems.append(f"eval split has {count} image: FID needs at least {MIN_EVAL_IMAGES} real images to "
                             "compare with; raise data.eval_fraction or add images")
+    accepted = int((ingest_report or {}).get("accepted", 0))
+    distinct = int((ingest_report or {}).get("distinct", accepted))
+    if problems and distinct < accepted:
+        problems.append(f"{accepted} images, {distinct} distinct: copies of one image have one sha256 and land "
+                        "in one split; add different images")
     return problems

@@ -39,16 +39,18 @@ class Executor(base_executor.BaseExecutor):
         validated_schema_uri = artifact_utils.get_single_uri(output_dict["validated_schema"])
 
         problems: list[str] = []
+        ingest_report = None
         report_path = os.path.join(examples.uri, contract.INGEST_REPORT_FILE)
         if tf.io.gfile.exists(report_path):  # ImportExampleGen inputs have none
             with tf.io.gfile.GFile(report_path) as handle:
-                problems += checks.ingest_problems(json.load(handle), float(exec_properties["max_bad_fraction"]))
+                ingest_report = json.load(handle)
+            problems += checks.ingest_problems(ingest_report, float(exec_properties["max_bad_fraction"]))
 
         counts = {
             split: stats_artifact_utils.load_statistics(statistics, split).proto().datasets[0].num_examples
             for split in artifact_utils.decode_split_names(statistics.split_names)
         }
-        problems += checks.size_problems(counts, int(exec_properties["min_images"]))
+        problems += checks.size_problems(counts, int(exec_properties["min_images"]), ingest_report)
 
         for split in artifact_utils.decode_split_names(anomalies.split_names):
             path = os.path.join(artifact_utils.get_split_uri([anomalies], split), ANOMALIES_FILE)

@@ -70,7 +70,7 @@ class _ArrayCache:
 
 
 class DecodeAndValidate(beam.DoFn):
-    """Emits (split, serialized tf.Example, channels); rejections go to the REJECTED tag."""
+    """Emits (split, serialized tf.Example, channels, sha256 hex); rejections go to the REJECTED tag."""
 
     def __init__(self, preparation: pixels.Preparation, convert_channels: bool, eval_fraction: float):
         self._preparation = preparation
@@ -99,7 +99,7 @@ class DecodeAndValidate(beam.DoFn):
                                                        sources.display_name(check.detail), check.channels))
         digest = hashlib.sha256(data).hexdigest()
         example = make_example(prepared, self._preparation, label, source, digest)
-        return split_for(digest, self._eval_fraction), example, check.channels
+        return split_for(digest, self._eval_fraction), example, check.channels, digest
 
 
 class SummaryFn(beam.CombineFn):
@@ -119,6 +119,10 @@ class SummaryFn(beam.CombineFn):
 
     def extract_output(self, summary: dict) -> dict:
         return summary
+
+
+def with_distinct(summary: dict, distinct: int) -> dict:
+    return dict(summary, distinct=int(distinct))
 
 
 def write_json(document: dict, path: str) -> None:
@@ -145,6 +149,11 @@ def IngestImages(  # pylint: disable=invalid-name
         .with_outputs(REJECTED, main="accepted")
     )
     accepted, rejected = outcomes.accepted, outcomes[REJECTED]
+    # Identical files share a digest and so a split: 64 copies of one image leave the eval split empty.
+    distinct = (accepted
+                | "Digests" >> beam.Map(lambda record: record[3])
+                | "DistinctDigests" >> beam.Distinct()
+                | "CountDistinct[n]" >> beam.combiners.Count.Globally())
     by_split = accepted | "PartitionBySplit" >> beam.Partition(lambda record, _: SPLITS.index(record[0]), len(SPLITS))
     for split, records in zip(SPLITS, by_split):
         _ = (
@@ -160,5 +169,6 @@ def IngestImages(  # pylint: disable=invalid-name
         )
         | "AllOutcomes" >> beam.Flatten()
         | "Summarize" >> beam.CombineGlobally(SummaryFn())
+        | "CountDistinct" >> beam.Map(with_distinct, distinct=beam.pvalue.AsSingleton(distinct))
         | "WriteSummary" >> beam.Map(write_json, summary_path)
     )
