@@ -357,6 +357,11 @@ SUMMARIZE_EXPORTS_IN_CLEAN_PROCESS = textwrap.dedent("""
                   "seeds": [seeds["images"].dtype.name, list(seeds["images"].shape)],
                   "pixel_std": float(images.std()), "num_classes": int(model.num_classes.numpy()),
                   "project_importable": any(m in sys.modules for m in ("trainer", "components", "pipeline"))}
+        try:
+            signatures["serving_default"](z=tf.fill([1, latent], float("nan")))
+            result["nan_z"] = "accepted"
+        except tf.errors.InvalidArgumentError as error:
+            result["nan_z"] = error.message.splitlines()[0]
         if "generate_with_labels" in signatures:
             by_label = [signatures["generate_with_labels"](z=z, labels=tf.fill([4], tf.constant(k, tf.int64)))
                         ["images"].numpy() for k in (0, 1)]

@@ -92,6 +92,7 @@ def test_combination_exports_a_generator_plain_tensorflow_loads(name: str, train
     assert summary["serving"] == ["uint8", shape]
     assert summary["seeds"] == ["uint8", [2, *shape[1:]]]
     assert summary["pixel_std"] > 0
+    assert "z must hold finite numbers" in summary["nan_z"]  # an error, not a silently black image
     base = sorted([contract.SERVING_SIGNATURE, contract.SEEDS_SIGNATURE])
     if cfg.conditional:
         assert summary["signatures"] == sorted([*base, contract.CONDITIONAL_SIGNATURE])

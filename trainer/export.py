@@ -78,9 +78,11 @@ class GeneratorModule(tf.Module):
         return labels_for_latents(z, self.classes) if self.classes else None
 
     def _from_latents(self, z: tf.Tensor) -> dict[str, tf.Tensor]:
+        z = _finite(z)
         return {contract.IMAGES_OUTPUT: self._generate(z, self._labels(z))}
 
     def _with_labels(self, z: tf.Tensor, labels: tf.Tensor) -> dict[str, tf.Tensor]:
+        z = _finite(z)
         tf.debugging.assert_less(labels, tf.constant(self.classes, tf.int64),
                                  message="labels must be < num_classes")
         tf.debugging.assert_non_negative(labels, message="labels must be >= 0")
@@ -104,6 +106,12 @@ class GeneratorModule(tf.Module):
             images = tf.map_fn(lambda row: self._generate(row[None], None)[0], z, fn_output_signature=tf.uint8)
         pngs = tf.map_fn(tf.io.encode_png, images, fn_output_signature=tf.string)
         return {contract.IMAGES_OUTPUT: images, contract.PNG_OUTPUT: pngs}
+
+
+def _finite(z: tf.Tensor) -> tf.Tensor:
+    """z, or an InvalidArgument error (TF Serving: HTTP 400) when it holds NaN or Inf, which would
+    otherwise come back as a silently black image."""
+    return tf.debugging.check_numerics(z, "z must hold finite numbers; it holds NaN or Inf")
 
 
 def export_generator(generator: keras.Model, cfg: TrainerConfig, export_dir: str,
