@@ -13,6 +13,7 @@ import sys
 import time
 import warnings
 
+from ganpipe import native_noise
 from ganpipe.pipeline.config import ConfigError, load_config
 
 EXIT_STOPPED = 1
@@ -21,6 +22,8 @@ EXIT_BAD_INPUT = 2
 
 def main(argv: list[str] | None = None) -> int:
     _quiet_third_party_noise()
+    if argv is None:  # the real command line, not a test calling main([...]) in its own process
+        native_noise.filter_stderr()
     parser = _parser()
     args = parser.parse_args(argv)
     if not getattr(args, "command", None):

@@ -11,6 +11,8 @@ install as its subpackages (setup.py ``package_dir``):
 - ``ganpipe.kubeflow``   (kubeflow/): compile, submit and schedule on Kubeflow Pipelines
 - ``ganpipe.cli``        (cli/): the ``ganpipe`` command
 - ``ganpipe.contract``: the tf.Example feature and signature names every part shares
+- ``ganpipe.settings``, ``ganpipe.native_noise``: the settings dataclasses' ``from_dict``; TF's
+  known-harmless native log lines kept off the terminal
 
 Imports flow one way: cli -> pipeline / kubeflow / serving -> components -> trainer, evaluation -> contract.
 """

@@ -32,6 +32,7 @@ import threading
 import time
 from typing import IO, Iterator, Sequence
 
+from ganpipe import native_noise
 from ganpipe.trainer import cluster
 from ganpipe.trainer.config import TrainerConfig
 
@@ -174,7 +175,7 @@ def _stream(pipe: IO[bytes], prefix: str, out: IO[str], lock: threading.Lock) ->
 
 def _write_lines(lines: list[bytes], prefix: str, out: IO[str], lock: threading.Lock) -> None:
     text = [line.decode("utf-8", errors="replace").rstrip() for line in lines]
-    text = [line for line in text if line]
+    text = [line for line in text if line and not native_noise.is_known_harmless(line)]
     if not text:
         return
     with lock:
