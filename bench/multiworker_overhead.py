@@ -68,8 +68,8 @@ def main(argv: list[str] | None = None) -> dict:
     args = parser.parse_args(argv)
     os.makedirs(WORK_DIR, exist_ok=True)
     train_files = [os.path.join(ingest_fashion_mnist(WORK_DIR), "Split-train", "*")]
-    base = TrainerConfig(image_size=28, channels=1, steps=args.steps, checkpoint_every=0, log_every=args.interval,
-                         sample_every=args.steps)
+    base = TrainerConfig(image_size=28, channels=1, batch_size=64, steps=args.steps, checkpoint_every=0,
+                         log_every=args.interval, sample_every=args.steps)
     rates: dict[str, list[float]] = {"1 worker": [], "2 workers": []}
     for repeat in range(args.repeats):
         for label, workers in (("1 worker", 1), ("2 workers", 2)):

@@ -12,8 +12,9 @@ training resumes from its own checkpoint between evaluation points.
 
 Variants: architecture dcgan-tutorial | dcgan | resnet, each with
 augmentation off and DiffAugment, `--seeds` seeds each, and
-`plain-dcgan+diffaugment`: the reference a user would write by hand (the same
-width-32 DCGAN-64 and DiffAugment, with no EMA and no dropout in D). The
+`plain-dcgan+diffaugment`: the reference a user would write by hand (the
+paper's width-32 DCGAN-64, transposed convolutions, batch 64, DiffAugment, no
+EMA, no dropout in D). The
 default preset (`train.architecture: auto`, `train.augment: auto`) is what
 `ganpipe run` trains on this folder. Sample grids at the end of the budget
 are written next to the JSON (`quality_colour[_<tag>]_<variant>.png`, seed 0).
@@ -56,7 +57,7 @@ VARIANTS = {
     # What a user glues together from a DCGAN tutorial and the DiffAugment code: the yardstick
     # the default preset must beat at equal CPU time.
     "plain-dcgan+diffaugment": {"architecture": "dcgan", "augment": "diffaugment", "ema_decay": 0.0,
-                                "discriminator_dropout": 0.0},
+                                "discriminator_dropout": 0.0, "batch_size": 64, "upsample": "transposed"},
 }
 
 

@@ -82,6 +82,7 @@ def curve(cfg, train_files: list[str], real_features: np.ndarray, extractor, poi
           samples: int, run_dir: str) -> list[dict]:
     """Trains one run to each of `points` in turn (resuming) and scores it there."""
     from ganpipe.evaluation.metrics import fid
+    from ganpipe.trainer.data import input_spec
     from ganpipe.trainer.train import train_run
 
     shutil.rmtree(run_dir, ignore_errors=True)
@@ -94,7 +95,7 @@ def curve(cfg, train_files: list[str], real_features: np.ndarray, extractor, poi
         trained_seconds += time.perf_counter() - start
         images = generated_images(result.generator, cfg.latent_dim, samples)
         measured.append({"step": step, "fid": fid(real_features, extractor(images)),
-                         "train_seconds": trained_seconds, "images_seen": step * cfg.batch_size})
+                         "train_seconds": trained_seconds, "images_seen": step * input_spec(cfg).batch_size})
         print(f"    step {step:6d}  FID {measured[-1]['fid']:8.3f}  ({trained_seconds:.0f}s of training)", flush=True)
     return measured
 

@@ -252,7 +252,8 @@ def main(argv: list[str] | None = None) -> int:
 
     # The demo's (32x32x1, batch 64, BCE, checkpoints/samples every 100 steps) with the EMA off, as the
     # tutorial has none; "ours + EMA" is the default as shipped.
-    cfg = TrainerConfig(image_size=32, channels=1, ema_decay=0.0, augment="off")  # as the tutorial: no augmentation
+    cfg = TrainerConfig(image_size=32, channels=1, ema_decay=0.0, augment="off", batch_size=64,
+                        discriminator_dropout=0.3)  # as the tutorial: no augmentation
     work = tempfile.mkdtemp(prefix="ganpipe-bench-trainer-")
     try:
         images, source = real_images(args.images)
@@ -264,7 +265,7 @@ def main(argv: list[str] | None = None) -> int:
             "tutorial loop": TutorialLoop(cfg, resized),
             "our step only": OurStep(cfg, resized),
             "ours": OurLoop(cfg, pattern, os.path.join(work, "ours")),
-            "ours + EMA": OurLoop(TrainerConfig(image_size=32, channels=1, augment="off"), pattern, os.path.join(work, "ema")),
+            "ours + EMA": OurLoop(dataclasses.replace(cfg, ema_decay=TrainerConfig.ema_decay), pattern, os.path.join(work, "ema")),
         }
         for side in sides.values():  # trace and warm up outside the timing
             side.run(3)

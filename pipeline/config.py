@@ -18,7 +18,7 @@ from typing import Any, Mapping
 
 import yaml
 
-from ganpipe.trainer.config import TrainerConfig
+from ganpipe.trainer.config import AUTO_DROPOUT, TrainerConfig
 from ganpipe.components.image_example_gen import sources
 from ganpipe.components.image_example_gen.config import IngestConfig
 from ganpipe.components.image_example_gen.pixels import RESIZE_MODES, parse_colour
@@ -311,8 +311,9 @@ def _set_dotted(config: PipelineConfig, dotted_key: str, raw: str) -> None:
     setattr(target, leaf, _coerce(parsed, hints[leaf], key=dotted_key))
 
 
-# Integer settings that also take the word `auto` (stored as 0).
-AUTO_KEYS = ("train.image_size", "train.channels")
+# Numeric settings that also take the word `auto`, and the value that stands for it.
+AUTO_KEYS = {"train.image_size": 0, "train.channels": 0, "train.batch_size": 0,
+             "train.discriminator_dropout": AUTO_DROPOUT}
 
 
 def _parse_scalar(raw: str, key: str) -> Any:
@@ -341,7 +342,7 @@ def _as_float(value: Any) -> float | None:
 def _coerce(value: Any, field_type: Any, key: str) -> Any:
     """Accepts a value only when it fits the field's type (ints widen to floats; `auto` for AUTO_KEYS)."""
     if key in AUTO_KEYS and value == "auto":
-        return 0
+        return AUTO_KEYS[key]
     if isinstance(field_type, types.UnionType) or typing.get_origin(field_type) is typing.Union:
         raise ConfigError(f"{key}: union-typed settings are not supported")
     if field_type is bool:

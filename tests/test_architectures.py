@@ -16,6 +16,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 import numpy as np  # noqa: E402
 import pytest  # noqa: E402
+import keras  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
 from ganpipe import contract  # noqa: E402
@@ -69,15 +70,26 @@ def test_architecture_trains_and_exports(name: str, pattern: str, tmp_path: Path
     assert np.std(images.numpy()) > 0
 
 
+def spec_config(size: int) -> TrainerConfig:
+    return TrainerConfig(image_size=size, channels=3, architecture="dcgan")
+
+
 def test_depth_follows_the_resolution():
     """dcgan: 3, 4, 5 stride-2 levels at 32, 64, 128 px; width caps at 8x (Radford et al.'s 64 px at width 128)."""
     for size, levels in ((32, 3), (64, 4), (128, 5)):
-        spec = network_spec(TrainerConfig(image_size=size, channels=3, architecture="dcgan", width=8))
+        spec = network_spec(TrainerConfig(image_size=size, channels=3, architecture="dcgan", width=8,
+                                          upsample="transposed"))
         assert len(build_discriminator(spec).convs) == levels
         strided = [layer for layer in build_generator(spec).layers if type(layer).__name__ == "Conv2DTranspose"]
         assert len(strided) == levels - 1 + 1 and strided[-1].strides == (2, 2)  # 4x4 is the projection
+        # The default (auto): nearest x2 then a 3x3 convolution at each of the same levels.
+        resized = [layer for layer in build_generator(network_spec(dataclasses.replace(spec_config(size), width=8)))
+                   .layers if isinstance(layer, keras.Sequential)]
+        assert len(resized) == levels
+        assert all([type(inner).__name__ for inner in block.layers] == ["UpSampling2D", "Conv2D"]
+                   and block.layers[1].kernel_size == (3, 3) for block in resized)
     paper = build_generator(network_spec(TrainerConfig(image_size=64, channels=3, architecture="dcgan", width=128,
-                                                       latent_dim=100)))
+                                                       latent_dim=100, upsample="transposed")))
     assert [layer.filters for layer in paper.layers if hasattr(layer, "filters")] == [512, 256, 128, 3]
     assert paper.layers[1].units == 4 * 4 * 1024
 

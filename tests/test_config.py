@@ -94,3 +94,31 @@ def test_every_float_spelling_python_reads_is_accepted_in_yaml_and_set(tmp_path,
 def test_non_finite_floats_are_refused_naming_the_key(spelling):
     with pytest.raises(ConfigError, match=r"train\.generator_lr=.*must be a finite number"):
         load_config(None, {"train.generator_lr": spelling})
+
+
+def test_the_readme_config_block_lists_every_key_with_its_default():
+    """README's Configuration block is what users copy: every key, each default as the code has it."""
+    import dataclasses
+    import re
+    from pathlib import Path
+
+    import yaml
+
+    from ganpipe.pipeline.config import AUTO_KEYS
+
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+    block = re.search(r"```yaml\n(pipeline_name:.*?)```", readme, re.S).group(1)
+    documented = yaml.safe_load(block)
+    config = PipelineConfig()
+    for field in dataclasses.fields(config):
+        value = getattr(config, field.name)
+        if not dataclasses.is_dataclass(value):
+            assert documented[field.name] == value, field.name
+            continue
+        section = documented[field.name]
+        names = [inner.name for inner in dataclasses.fields(value)]
+        assert sorted(section) == sorted(names), field.name
+        for name in names:
+            default, key = getattr(value, name), f"{field.name}.{name}"
+            expected = "auto" if key in AUTO_KEYS and default == AUTO_KEYS[key] else default
+            assert section[name] == expected, key

@@ -3,8 +3,10 @@ generator that plain TensorFlow loads in a clean process; the EMA, conditioning 
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
+import re
 import types
 from pathlib import Path
 
@@ -17,10 +19,10 @@ import tensorflow as tf  # noqa: E402
 from ganpipe.pipeline.config import ConfigError, load_config  # noqa: E402
 from tests.test_trainer import TINY, _blobs, _scalars, _write_split, summarize_exports_in_clean_process  # noqa: E402
 from ganpipe import contract  # noqa: E402
-from ganpipe.trainer.config import TrainerConfig, network_spec  # noqa: E402
+from ganpipe.trainer.config import AUTO_DROPOUT, TrainerConfig, network_spec  # noqa: E402
 from ganpipe.trainer.data import input_spec, make_dataset  # noqa: E402
 from ganpipe.trainer.task import train  # noqa: E402
-from ganpipe.trainer.train import GanTrainer, TrainingDataError, train_run  # noqa: E402
+from ganpipe.trainer.train import GanTrainer, TrainingDataError, resolve_config, train_run  # noqa: E402
 
 CLASSES = 3
 COMBINATIONS = {
@@ -159,7 +161,10 @@ def test_a_class_with_no_training_image_is_kept_and_classes_ship_with_their_name
         ({"train.loss": "lsgan"}, "train.loss='lsgan'"),
         ({"train.ema_decay": "1.0"}, "train.ema_decay"),
         ({"train.mixed_precision": "true"}, "train.mixed_precision"),
-        ({"train.workers": "3"}, "train.batch_size=64: the global batch must split evenly over train.workers=3"),
+        ({"train.workers": "3"}, "train.batch_size=auto (64 or 32 for this architecture) must split evenly "
+                                 "over train.workers=3; set train.batch_size"),
+        ({"train.workers": "3", "train.batch_size": "64"},
+         "train.batch_size=64: the global batch must split evenly over train.workers=3"),
         ({"train.num_classes": "10"}, "train.num_classes=10: only meaningful with train.conditional=true"),
         ({"train.checkpoint_every": "-1"}, "train.checkpoint_every"),
         ({"train.r1_gamma": "-1"}, "train.r1_gamma"),
@@ -169,7 +174,7 @@ def test_a_class_with_no_training_image_is_kept_and_classes_ship_with_their_name
     ],
 )
 def test_bad_options_are_rejected_naming_the_key(override: dict, message: str):
-    with pytest.raises(ConfigError, match=message.replace(".", r"\.").replace("(", r"\(")):
+    with pytest.raises(ConfigError, match=re.escape(message)):
         load_config(None, override)
 
 
@@ -186,7 +191,17 @@ def test_options_map_from_yaml_and_set(tmp_path: Path):
     assert (default.loss, default.spectral_norm, default.conditional) == ("auto", False, False)  # bce unless resnet
     assert (default.architecture, default.augment, default.width) == ("auto", "auto", 32)
     assert (default.ema_decay, default.generator_lr, default.batch_norm_momentum) == (0.999, 2e-4, 0.9)
-    assert default.discriminator_dropout == 0.3
+    assert (default.discriminator_dropout, default.batch_size, default.upsample) == (AUTO_DROPOUT, 0, "auto")
+    # auto: per architecture (trainer/config.py ARCHITECTURE_DEFAULTS, measured in bench/)
+    tutorial = resolve_config(dataclasses.replace(default, image_size=28, channels=1, augment="off"))
+    assert (tutorial.architecture, tutorial.batch_size, tutorial.discriminator_dropout) == ("dcgan-tutorial", 64, 0.3)
+    dcgan = resolve_config(dataclasses.replace(default, image_size=64, channels=3, augment="off"))
+    assert (dcgan.architecture, dcgan.batch_size, dcgan.discriminator_dropout, dcgan.upsample) == (
+        "dcgan", 32, 0.0, "resize")
+    explicit = resolve_config(TrainerConfig(image_size=64, channels=3, augment="off", batch_size=48,
+                                            discriminator_dropout=0.1, upsample="transposed"))
+    assert (explicit.batch_size, explicit.discriminator_dropout, explicit.upsample) == (48, 0.1, "transposed")
+    assert load_config(None, {"train.batch_size": "auto", "train.discriminator_dropout": "auto"}).train == default
     assert (default.mixed_precision, default.jit_compile, default.workers) == ("none", False, 1)
     assert (default.image_size, default.channels) == (0, 0)  # auto: the shape ingestion stored
 

@@ -29,6 +29,19 @@ ARCHITECTURE_CHOICES = (*ARCHITECTURES, "auto")
 # al.'s DCGAN, whose depth grows with the resolution (bench/quality_colour.py, emoji at 64 px).
 AUTO_DCGAN_FROM_SIZE = 64
 UPSAMPLES = ("transposed", "resize")
+UPSAMPLE_CHOICES = (*UPSAMPLES, "auto")
+AUTO_DROPOUT = -1.0  # train.discriminator_dropout: auto (0 already means "no dropout")
+# What batch_size, discriminator_dropout and upsample at "auto" mean per (resolved) architecture.
+# dcgan-tutorial and resnet: the values measured before there was a choice (the tutorial's
+# dropout 0.3, batch 64: bench/quality_per_compute.py). dcgan: on the emoji set at 64 px and equal
+# CPU time (bench/quality_colour.py, docs/design.md "Colour images at 64 px") batch 32 takes ~1.8x
+# the steps of batch 64 and reaches a lower FID; resize upsampling ends the checkerboard; and D
+# without dropout (the paper has none) learns faster next to DiffAugment, which regularises D.
+ARCHITECTURE_DEFAULTS = {
+    "dcgan-tutorial": {"batch_size": 64, "discriminator_dropout": 0.3, "upsample": "transposed"},
+    "dcgan": {"batch_size": 32, "discriminator_dropout": 0.0, "upsample": "resize"},
+    "resnet": {"batch_size": 64, "discriminator_dropout": 0.3, "upsample": "transposed"},
+}
 # Discriminator augmentation (trainer/augment.py): DiffAugment with a fixed p, or with p adapted
 # ADA-style; "auto" turns DiffAugment on for small training sets (resolve_augment).
 AUGMENTS = ("off", "diffaugment", "ada")
@@ -61,7 +74,7 @@ class TrainerConfig:
     channels: int = AUTO  # 1 or 3, or AUTO (0): the stored images' channels
     latent_dim: int = 100
     steps: int = 600
-    batch_size: int = 64  # the GLOBAL batch: workers and replicas split it
+    batch_size: int = AUTO  # the GLOBAL batch (workers and replicas split it); auto: ARCHITECTURE_DEFAULTS
     generator_lr: float = 2e-4
     discriminator_lr: float = 2e-4
     beta_1: float = 0.5
@@ -80,8 +93,9 @@ class TrainerConfig:
     width: int = 32
     # dcgan's generator: how it doubles the resolution. transposed: the paper's 4x4 stride-2
     # transposed convolutions; resize: nearest-neighbour x2 then a 3x3 convolution (Odena et al.
-    # 2016, "Deconvolution and Checkerboard Artifacts"), which cannot leave a checkerboard.
-    upsample: str = "transposed"
+    # 2016, "Deconvolution and Checkerboard Artifacts"), which cannot leave a checkerboard;
+    # auto: ARCHITECTURE_DEFAULTS (resize for dcgan).
+    upsample: str = "auto"
 
     # Losses and regularisers.
     loss: str = "auto"  # bce (non-saturating, the tutorial's) | hinge | wgan-gp | auto (hinge for resnet, else bce)
@@ -93,7 +107,9 @@ class TrainerConfig:
     # (0, 1) start so slowly that exports before ~400 steps look dark; 0.9 is
     # PyTorch's (momentum=0.1 there) and DCGAN reference code's.
     batch_norm_momentum: float = 0.9
-    discriminator_dropout: float = 0.3  # dropout after each of D's convolutions (the tutorial's 0.3); 0 = none
+    # Dropout after each of D's convolutions; 0 = none; auto (-1): ARCHITECTURE_DEFAULTS (the
+    # tutorial's 0.3 for its networks, none for dcgan).
+    discriminator_dropout: float = AUTO_DROPOUT
     ema_decay: float = 0.999  # EMA of the generator's weights, exported instead of the raw one; 0 = off
     conditional: bool = False  # class-conditional G and D (needs labels on every training image)
     # Augmentation of every image D sees, real and fake (trainer/augment.py): off | diffaugment
@@ -140,7 +156,9 @@ class TrainerConfig:
             )
         if self.channels not in (AUTO, *SUPPORTED_CHANNELS):
             raise ValueError(f"train.channels={self.channels}: must be auto, 1 or 3")
-        positive = ("latent_dim", "steps", "batch_size", "shuffle_buffer", "log_every", "sample_every", "workers")
+        if self.batch_size < 0:
+            raise ValueError(f"train.batch_size={self.batch_size}: must be auto or >= 1")
+        positive = ("latent_dim", "steps", "shuffle_buffer", "log_every", "sample_every", "workers")
         for name in positive:
             if getattr(self, name) < 1:
                 raise ValueError(f"train.{name}={getattr(self, name)}: must be >= 1")
@@ -155,8 +173,8 @@ class TrainerConfig:
         if self.architecture not in ARCHITECTURE_CHOICES:
             raise ValueError(f"train.architecture={self.architecture!r}: must be one of "
                              f"{', '.join(ARCHITECTURE_CHOICES)}")
-        if self.upsample not in UPSAMPLES:
-            raise ValueError(f"train.upsample={self.upsample!r}: must be one of {', '.join(UPSAMPLES)}")
+        if self.upsample not in UPSAMPLE_CHOICES:
+            raise ValueError(f"train.upsample={self.upsample!r}: must be one of {', '.join(UPSAMPLE_CHOICES)}")
         if self.width < 1:
             raise ValueError(f"train.width={self.width}: must be >= 1")
         if self.architecture in ("dcgan", "resnet") and self.image_size != AUTO and self.image_size < 32:
@@ -175,8 +193,8 @@ class TrainerConfig:
                 raise ValueError(f"train.{name}={getattr(self, name)}: must be >= 0")
         if not 0.0 <= self.batch_norm_momentum < 1.0:
             raise ValueError(f"train.batch_norm_momentum={self.batch_norm_momentum}: must be in [0, 1)")
-        if not 0.0 <= self.discriminator_dropout < 1.0:
-            raise ValueError(f"train.discriminator_dropout={self.discriminator_dropout}: must be in [0, 1)")
+        if self.discriminator_dropout != AUTO_DROPOUT and not 0.0 <= self.discriminator_dropout < 1.0:
+            raise ValueError(f"train.discriminator_dropout={self.discriminator_dropout}: must be auto or in [0, 1)")
         if not 0.0 <= self.ema_decay < 1.0:
             raise ValueError(f"train.ema_decay={self.ema_decay}: must be in [0, 1) (0 turns the EMA off)")
         if self.num_classes < 0:
@@ -187,9 +205,16 @@ class TrainerConfig:
             raise ValueError(f"train.num_classes={self.num_classes}: only meaningful with train.conditional=true")
         if self.checkpoint_every < 0:
             raise ValueError(f"train.checkpoint_every={self.checkpoint_every}: must be >= 0 (0 = no checkpoints)")
-        if self.batch_size % self.workers:
+        if self.batch_size and self.batch_size % self.workers:
             raise ValueError(f"train.batch_size={self.batch_size}: the global batch must split evenly over "
                              f"train.workers={self.workers}")
+        if not self.batch_size:
+            architectures = ARCHITECTURES if self.architecture == "auto" else (self.architecture,)
+            uneven = sorted({ARCHITECTURE_DEFAULTS[name]["batch_size"] for name in architectures} - {0}, reverse=True)
+            uneven = [size for size in uneven if size % self.workers]
+            if uneven:
+                raise ValueError(f"train.batch_size=auto ({' or '.join(map(str, uneven))} for this architecture) "
+                                 f"must split evenly over train.workers={self.workers}; set train.batch_size")
         if self.mixed_precision not in MIXED_PRECISION:
             raise ValueError(f"train.mixed_precision={self.mixed_precision!r}: must be one of "
                              f"{', '.join(MIXED_PRECISION)}")
@@ -213,6 +238,17 @@ def resolve_architecture(architecture: str, image_size: int) -> str:
     if architecture != "auto":
         return architecture
     return "dcgan-tutorial" if image_size < AUTO_DCGAN_FROM_SIZE else "dcgan"
+
+
+def resolve_architecture_defaults(cfg: "TrainerConfig", architecture: str) -> dict[str, Any]:
+    """{batch_size, discriminator_dropout, upsample}: cfg's values, "auto" ones from ARCHITECTURE_DEFAULTS."""
+    defaults = ARCHITECTURE_DEFAULTS[architecture]
+    return {
+        "batch_size": cfg.batch_size or defaults["batch_size"],
+        "discriminator_dropout": (defaults["discriminator_dropout"] if cfg.discriminator_dropout == AUTO_DROPOUT
+                                  else cfg.discriminator_dropout),
+        "upsample": defaults["upsample"] if cfg.upsample == "auto" else cfg.upsample,
+    }
 
 
 def resolve_loss(loss: str, architecture: str) -> str:
@@ -262,18 +298,20 @@ class NetworkSpec:
 
 
 def network_spec(cfg: TrainerConfig) -> NetworkSpec:
-    """The one place a TrainerConfig becomes a NetworkSpec (architecture "auto" resolved here too)."""
+    """The one place a TrainerConfig becomes a NetworkSpec ("auto" architecture and its defaults resolved here too)."""
+    architecture = resolve_architecture(cfg.architecture, cfg.image_size)
+    defaults = resolve_architecture_defaults(cfg, architecture)
     return NetworkSpec(
-        architecture=resolve_architecture(cfg.architecture, cfg.image_size),
+        architecture=architecture,
         image_size=cfg.image_size,
         channels=cfg.channels,
         latent_dim=cfg.latent_dim,
         width=cfg.width,
-        upsample=cfg.upsample,
+        upsample=defaults["upsample"],
         num_classes=cfg.num_classes if cfg.conditional else 0,
         spectral_norm=cfg.spectral_norm,
         batch_norm_momentum=cfg.batch_norm_momentum,
-        dropout=cfg.discriminator_dropout,
+        dropout=defaults["discriminator_dropout"],
         sync_batch_norm=cfg.sync_batch_norm,
         mixed_precision=cfg.mixed_precision,
     )

@@ -15,7 +15,7 @@ import numpy as np
 import tensorflow as tf
 
 from ganpipe import contract
-from ganpipe.trainer.config import TrainerConfig
+from ganpipe.trainer.config import TrainerConfig, resolve_architecture, resolve_architecture_defaults
 
 # ExampleGen writes GZIP-compressed TFRecords.
 COMPRESSION = "GZIP"
@@ -158,8 +158,11 @@ class InputSpec:
 
 
 def input_spec(cfg: TrainerConfig) -> InputSpec:
-    """The one place a TrainerConfig becomes an InputSpec (image_size/channels must be resolved)."""
-    return InputSpec(image_size=cfg.image_size, channels=cfg.channels, batch_size=cfg.batch_size, seed=cfg.seed,
+    """The one place a TrainerConfig becomes an InputSpec (image_size/channels must be resolved; an
+    auto batch_size is the architecture's)."""
+    architecture = resolve_architecture(cfg.architecture, cfg.image_size)
+    batch_size = resolve_architecture_defaults(cfg, architecture)["batch_size"]
+    return InputSpec(image_size=cfg.image_size, channels=cfg.channels, batch_size=batch_size, seed=cfg.seed,
                      shuffle_buffer=cfg.shuffle_buffer)
 
 

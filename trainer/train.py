@@ -39,8 +39,7 @@ from ganpipe.trainer.augment import AdaptiveProbability, diff_augment
 from ganpipe.trainer.checkpoints import CheckpointKeeper, checkpoint_directory, run_identity
 from ganpipe.trainer.config import (
     AUTO, AUTO_AUGMENT_BELOW_IMAGES, NetworkSpec, TrainerConfig, network_spec, resolve_architecture,
-    resolve_augment,
-    resolve_loss,
+    resolve_architecture_defaults, resolve_augment, resolve_loss,
 )
 from ganpipe.trainer.data import count_records, input_spec, list_files, make_dataset, read_labels, stored_shape
 from ganpipe.trainer.distributed import is_chief, replica_rows, same_on_all_replicas, task_of
@@ -72,7 +71,8 @@ class EmptyDatasetError(TrainingDataError):
 
 
 def resolve_config(cfg: TrainerConfig, num_images: int | None = None) -> TrainerConfig:
-    """cfg with every "auto" (architecture, loss, augment) replaced by what it means for this run.
+    """cfg with every "auto" (architecture, loss, augment, and the architecture's batch size, D
+    dropout and upsampling) replaced by what it means for this run.
 
     ``num_images`` (the training set's size, or a count capped at
     AUTO_AUGMENT_BELOW_IMAGES) is needed only when train.augment is auto.
@@ -80,7 +80,8 @@ def resolve_config(cfg: TrainerConfig, num_images: int | None = None) -> Trainer
     """
     architecture = resolve_architecture(cfg.architecture, cfg.image_size)
     return dataclasses.replace(cfg, architecture=architecture, loss=resolve_loss(cfg.loss, architecture),
-                               augment=resolve_augment(cfg.augment, num_images))
+                               augment=resolve_augment(cfg.augment, num_images),
+                               **resolve_architecture_defaults(cfg, architecture))
 
 
 class GanTrainer:
