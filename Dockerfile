@@ -5,7 +5,9 @@
 #
 # Base: the TFX 1.16 release image (TensorFlow 2.16, Python 3.10, TFX's
 # Kubeflow V2 entrypoint `python -m tfx.orchestration.kubeflow.v2.container.
-# kubeflow_v2_run_executor`, which the compiled pipeline calls). On top of it
+# kubeflow_v2_run_executor`). The compiled pipeline calls
+# `python -m ganpipe.kubeflow.entrypoint`, which types the input artifacts
+# open-source KFP hands over untyped and then runs TFX's. On top of it
 # the exact working set CI tested (requirements/constraints.txt), ganpipe
 # itself, and the files the compiled pipeline points at (/opt/ganpipe:
 # curated schemas, bundled digits). Runs as UID 10001, never root.
@@ -24,7 +26,7 @@ WORKDIR /opt/ganpipe/src
 COPY requirements/constraints.txt requirements/constraints.txt
 RUN python -m pip install -r requirements/constraints.txt
 
-COPY setup.py README.md ./
+COPY pyproject.toml setup.py README.md ./
 COPY ganpipe ganpipe
 COPY pipeline pipeline
 COPY components components
@@ -34,7 +36,7 @@ COPY cli cli
 COPY kubeflow kubeflow
 COPY serving serving
 RUN python -m pip install --no-deps -c requirements/constraints.txt . \
- && python -c "import tfx.v1, tensorflow_data_validation, tfx_bsl.beam, ganpipe.pipeline.pipeline, ganpipe.cli.main" \
+ && python -c "import tfx.v1, tensorflow_data_validation, tfx_bsl.beam, ganpipe.pipeline.pipeline, ganpipe.cli.main, ganpipe.kubeflow.entrypoint" \
  && python -m ganpipe.kubeflow.runner bake /opt/ganpipe
 
 # Non-root. KFP's launcher stages artifacts under /gcs, /minio and /s3 and

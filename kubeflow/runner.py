@@ -15,7 +15,11 @@ What differs from a local run, and why:
     the compiled spec points at files every step can read without uploads;
   - generators are pushed to the models volume TF Serving reads;
   - each step gets CPU/memory, the Trainer its GPUs (or, with
-    train.workers > 1, the TFJob's workers get them: pipeline/pipeline.py).
+    train.workers > 1, the TFJob's workers get them: pipeline/pipeline.py);
+  - every TFX step's container runs `python -m ganpipe.kubeflow.entrypoint`
+    (kubeflow/entrypoint.py) instead of TFX's `kubeflow_v2_run_executor`:
+    open-source KFP hands input artifacts over without their type, so it
+    fills in the type the compiled component declares, then runs TFX's own.
 """
 
 from __future__ import annotations
@@ -107,6 +111,7 @@ def compile_pipeline(config: PipelineConfig, output_dir: str) -> CompiledPipelin
 
     from tfx import v1 as tfx
 
+    from ganpipe.kubeflow import entrypoint
     from ganpipe.pipeline.pipeline import create_pipeline
 
     os.makedirs(output_dir, exist_ok=True)
@@ -122,8 +127,12 @@ def compile_pipeline(config: PipelineConfig, output_dir: str) -> CompiledPipelin
     runner = tfx.orchestration.experimental.KubeflowV2DagRunner(
         # Schema 2.1.0: the only version open-source KFP accepts (kubeflow/pipelines 2.0.5 to 2.17.0,
         # backend/src/apiserver/template/v2_template.go); TFX 1.16 writes 2.0.0 unless asked.
+        # default_commands: the container command of every TFX executor (TFX's own is
+        # kubeflow_v2_dag_runner.KUBEFLOW_TFX_CMD). Templated container components and the
+        # FileBasedExampleGen driver hook keep their own commands; importers have no container.
         config=tfx.orchestration.experimental.KubeflowV2DagRunnerConfig(
-            default_image=cluster.kubeflow.image, use_pipeline_spec_2_1=True),
+            default_image=cluster.kubeflow.image, default_commands=list(entrypoint.COMMAND),
+            use_pipeline_spec_2_1=True),
         output_dir=output_dir, output_filename=job_file)
     runner.run(pipeline)
     job_path = os.path.join(output_dir, job_file)

@@ -91,13 +91,14 @@ def test_too_many_corrupt_files_stop_the_run_before_training(tmp_path):
     assert not (output / "serving").exists()
 
 
-def _write_records(folder: Path, count: int, label: int = -1, with_sha256: bool = True) -> None:
+def _write_records(folder: Path, count: int, label: int = -1, with_sha256: bool = True,
+                   image_bytes=lambda index, pixels: tf.io.encode_png(pixels).numpy()) -> None:
     folder.mkdir()
     with tf.io.TFRecordWriter(str(folder / "data.tfrecord")) as writer:
         for index in range(count):
             pixels = tf.cast(tf.fill([16, 16, 1], index * 5), tf.uint8)
             feature = {
-                "image": tf.train.Feature(bytes_list=tf.train.BytesList(value=[tf.io.encode_png(pixels).numpy()])),
+                "image": tf.train.Feature(bytes_list=tf.train.BytesList(value=[image_bytes(index, pixels)])),
                 "height": tf.train.Feature(int64_list=tf.train.Int64List(value=[16])),
                 "width": tf.train.Feature(int64_list=tf.train.Int64List(value=[16])),
                 "channels": tf.train.Feature(int64_list=tf.train.Int64List(value=[1])),
@@ -120,6 +121,28 @@ def test_anomalies_in_imported_tfrecords_stop_the_run(tmp_path):
     assert "data gate stopped the run" in result.stderr
     assert "feature 'label'" in result.stderr
     assert not (output / "serving").exists()
+
+
+@pytest.mark.parametrize("kind, bad_bytes", [
+    ("raw pixels", lambda pixels: pixels.numpy().tobytes()),
+    ("a truncated PNG", lambda pixels: tf.io.encode_png(pixels).numpy()[:40]),
+    ("text", lambda pixels: b"not an image at all"),
+    ("nothing", lambda pixels: b""),
+])
+def test_tfrecords_whose_image_is_not_an_encoded_image_are_refused_before_tfx(tmp_path, kind, bad_bytes):
+    """ImportExampleGen copies records unchecked: without this, the Trainer fails after statistics,
+    validation and the data gate, with "Unknown image file format"."""
+    from ganpipe.pipeline import inputs
+    from ganpipe.pipeline.config import ConfigError, load_config
+
+    data = tmp_path / "records"
+    _write_records(data, 6, image_bytes=lambda index, pixels: bad_bytes(pixels) if index == 3
+                   else tf.io.encode_png(pixels).numpy())
+    config = load_config(None, {"data.path": str(data), "output_dir": str(tmp_path / "out")})
+    with pytest.raises(ConfigError, match=r"record 3 of the TFRecords at .*: feature 'image' holds \d+ bytes that "
+                                          r"are not a usable encoded image") as error:
+        inputs.resolve(config)
+    assert "\n" not in str(error.value), kind
 
 
 def test_tfrecords_without_a_contract_feature_are_refused_before_tfx(tmp_path):
