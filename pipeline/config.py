@@ -319,6 +319,10 @@ AUTO_KEYS = {"train.image_size": 0, "train.channels": 0, "train.batch_size": 0,
 def _parse_scalar(raw: str, key: str) -> Any:
     """A --set value as YAML reads it; a value YAML cannot read is a one-line error naming the key."""
     try:
+        raw.encode("utf-8")
+    except UnicodeEncodeError:  # a path with bytes that are not UTF-8, as the shell passed it
+        raise ConfigError(f"{key}={ascii(raw)}: the name is not valid UTF-8; rename the folder") from None
+    try:
         return yaml.safe_load(raw)
     except yaml.YAMLError:
         raise ConfigError(f"{key}={raw!r}: not a value YAML can read") from None
@@ -329,13 +333,15 @@ def _as_float(value: Any) -> float | None:
     as a string), ints widened; None for anything else (booleans included)."""
     if isinstance(value, bool):
         return None
-    if isinstance(value, (int, float)):
-        return float(value)
-    if isinstance(value, str):
-        try:
+    try:
+        if isinstance(value, (int, float)):
             return float(value)
-        except ValueError:
-            return None
+        if isinstance(value, str):
+            return float(value)
+    except OverflowError:  # an int with hundreds of digits
+        return math.inf
+    except ValueError:
+        return None
     return None
 
 

@@ -35,6 +35,11 @@ def resolve(config: PipelineConfig) -> ResolvedInput:
     from the images by the same function the executor runs).
     """
     ingest = config.ingest_config()
+    for key, value in (("data.path", config.data.path), ("output_dir", config.output_dir)):
+        if sources.display_name(value) != value:
+            # Paths become MLMD properties, artifact URIs and Kubeflow parameters: all UTF-8 strings.
+            raise ConfigError(f"{key} {sources.display_name(value)}: the name is not valid UTF-8; rename the "
+                              "folder (file names inside the data may be anything)")
     if datasets.is_bundled(config.data.path):
         try:
             path, data_format = datasets.materialize(
@@ -46,10 +51,6 @@ def resolve(config: PipelineConfig) -> ResolvedInput:
         return ResolvedInput(path, data_format, f"named dataset '{config.data.path}' ({path}); {_shape_line(found)}",
                              ingest)
     path = os.path.abspath(os.path.expanduser(config.data.path))
-    if sources.display_name(path) != path:
-        # The path becomes an MLMD property and a Kubeflow parameter: both are UTF-8 strings.
-        raise ConfigError(f"data.path {sources.display_name(path)}: the name is not valid UTF-8; rename the "
-                          "folder (file names inside it may be anything)")
     if os.path.abspath(config.output_dir).startswith(path + os.sep):
         raise ConfigError(f"output_dir {config.output_dir} lies inside the input folder {path}: "
                           "outputs would be read back as input")
@@ -112,14 +113,25 @@ def _check_tfrecord_images(path: str, config: PipelineConfig) -> None:
     preparation = pixels.Preparation(config.train.image_size, config.train.channels)
     feature = {contract.IMAGE_KEY: tf.io.FixedLenFeature([], tf.string)}
     records = tf.data.TFRecordDataset(files, compression_type=compression).take(TFRECORD_IMAGES_CHECKED)
-    for index, record in enumerate(records):
-        encoded = tf.io.parse_single_example(record, feature)[contract.IMAGE_KEY].numpy()
-        check, _ = validation.validate_image(encoded, preparation, convert_channels=True)
-        if not check.ok:
-            raise ConfigError(f"record {index} of the TFRecords at {path}: feature '{contract.IMAGE_KEY}' holds "
-                              f"{len(encoded)} bytes that are not a usable encoded image ({check.reason}: "
-                              f"{check.detail}); it must hold PNG, JPEG, GIF or BMP bytes (raw pixels: "
-                              "encode them with tf.io.encode_png)")
+    index = 0
+    try:
+        for index, record in enumerate(records):
+            encoded = tf.io.parse_single_example(record, feature)[contract.IMAGE_KEY].numpy()
+            check, _ = validation.validate_image(encoded, preparation, convert_channels=True)
+            reason = None if check.ok else f"{check.reason}: {check.detail}"
+            if reason is None:
+                try:  # the trainer's own decoder: Pillow reads some images TF does not (1-bit BMP)
+                    data.decode_as(tf.constant(encoded), preparation.channels)
+                except tf.errors.OpError as error:
+                    reason = f"TensorFlow cannot decode it: {error.message.splitlines()[0]}"
+            if reason:
+                raise ConfigError(f"record {index} of the TFRecords at {path}: feature '{contract.IMAGE_KEY}' "
+                                  f"holds {len(encoded)} bytes that are not a usable encoded image ({reason}); it "
+                                  "must hold PNG, JPEG, GIF or BMP bytes (raw pixels: encode them with "
+                                  "tf.io.encode_png)")
+    except tf.errors.OpError as error:  # not TFRecords, wrong compression, `image` not a bytes feature
+        detail = error.message.splitlines()[0]
+        raise ConfigError(f"record {index} of the TFRecords at {path}: {detail}") from None
 
 
 def _settle_shape(config: PipelineConfig, decision: dict) -> None:

@@ -122,3 +122,8 @@ def test_the_readme_config_block_lists_every_key_with_its_default():
             default, key = getattr(value, name), f"{field.name}.{name}"
             expected = "auto" if key in AUTO_KEYS and default == AUTO_KEYS[key] else default
             assert section[name] == expected, key
+
+
+def test_a_float_with_hundreds_of_digits_is_refused_not_a_traceback():
+    with pytest.raises(ConfigError, match=r"train\.generator_lr=.*must be a finite number"):
+        load_config(None, {"train.generator_lr": "1" + "0" * 400})

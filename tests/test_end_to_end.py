@@ -128,6 +128,7 @@ def test_anomalies_in_imported_tfrecords_stop_the_run(tmp_path):
     ("a truncated PNG", lambda pixels: tf.io.encode_png(pixels).numpy()[:40]),
     ("text", lambda pixels: b"not an image at all"),
     ("nothing", lambda pixels: b""),
+    ("a 1-bit BMP (Pillow reads it, TensorFlow does not)", lambda pixels: _one_bit_bmp()),
 ])
 def test_tfrecords_whose_image_is_not_an_encoded_image_are_refused_before_tfx(tmp_path, kind, bad_bytes):
     """ImportExampleGen copies records unchecked: without this, the Trainer fails after statistics,
@@ -143,6 +144,33 @@ def test_tfrecords_whose_image_is_not_an_encoded_image_are_refused_before_tfx(tm
                                           r"are not a usable encoded image") as error:
         inputs.resolve(config)
     assert "\n" not in str(error.value), kind
+
+
+def _one_bit_bmp() -> bytes:
+    import io
+
+    from PIL import Image
+
+    buffer = io.BytesIO()
+    Image.new("1", (16, 16), 1).save(buffer, format="BMP")
+    return buffer.getvalue()
+
+
+def test_tfrecords_with_pixels_in_an_int_feature_are_refused_with_an_explicit_shape_too(tmp_path):
+    from ganpipe.pipeline import inputs
+    from ganpipe.pipeline.config import ConfigError, load_config
+
+    data = tmp_path / "records"
+    data.mkdir()
+    with tf.io.TFRecordWriter(str(data / "data.tfrecord")) as writer:
+        feature = {key: tf.train.Feature(int64_list=tf.train.Int64List(value=[16 if key != "channels" else 1]))
+                   for key in ("height", "width", "channels", "label")}
+        feature["image"] = tf.train.Feature(int64_list=tf.train.Int64List(value=list(range(256))))
+        writer.write(tf.train.Example(features=tf.train.Features(feature=feature)).SerializeToString())
+    config = load_config(None, {"data.path": str(data), "output_dir": str(tmp_path / "out"),
+                                "train.image_size": "16", "train.channels": "1"})
+    with pytest.raises(ConfigError, match=r"record 0 of the TFRecords at .*image"):
+        inputs.resolve(config)
 
 
 def test_tfrecords_without_a_contract_feature_are_refused_before_tfx(tmp_path):

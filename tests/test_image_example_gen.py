@@ -622,18 +622,25 @@ def test_file_and_folder_names_that_are_not_utf8_survive_ingestion(tmp_path):
     assert records[os.fsdecode(os.path.join(root, b"bir\x80ds", b"a.png"))]["label"] == 0
 
 
-def test_a_data_path_that_is_not_utf8_is_refused_in_one_line(tmp_path):
+@pytest.mark.parametrize("key", ["data.path", "output_dir", "output_dir with the bundled digits"])
+def test_a_data_path_or_output_that_is_not_utf8_is_refused_in_one_line(tmp_path, key):
     from ganpipe.pipeline import inputs
-    from ganpipe.pipeline.config import ConfigError, PipelineConfig
+    from ganpipe.pipeline.config import ConfigError, load_config
 
-    folder = Path(os.fsdecode(os.path.join(os.fsencode(tmp_path), b"d\xffata")))
-    _grey_pngs(folder, 2)
-    config = PipelineConfig()
-    config.data.path = str(folder)
-    config.output_dir = str(tmp_path / "out")
-    with pytest.raises(ConfigError, match=r"d\\xffata: the name is not valid UTF-8; rename the folder"):
+    bad = os.fsdecode(os.path.join(os.fsencode(tmp_path), b"d\xffata"))
+    good = tmp_path / "data"
+    _grey_pngs(Path(bad) if key == "data.path" else good, 2)
+    values = {"data.path": bad if key == "data.path" else "digits" if "digits" in key else str(good),
+              "output_dir": str(tmp_path / "out") if key == "data.path" else bad}
+    name = key.split()[0]
+    # From the command line (--data, --output, --set): refused as the value is read.
+    with pytest.raises(ConfigError, match=rf"{name}=.*d\\udcffata': the name is not valid UTF-8; rename the folder"):
+        load_config(None, values)
+    # Set in code: refused before anything is read or written.
+    config = load_config(None, {})
+    config.data.path, config.output_dir = values["data.path"], values["output_dir"]
+    with pytest.raises(ConfigError, match=rf"{name} .*d\\xffata: the name is not valid UTF-8; rename the folder"):
         inputs.resolve(config)
-
 
 
 def test_the_report_counts_distinct_images(tmp_path):
@@ -645,3 +652,40 @@ def test_the_report_counts_distinct_images(tmp_path):
     _write(data / "other.png", _encode(_pixels(8), "PNG"))
     document, _ = _ingest(data, tmp_path / "out")
     assert (document["accepted"], document["distinct"]) == (65, 2)
+
+
+def test_sibling_and_mutual_folder_links_are_walked_once(tmp_path):
+    """Two links to one folder, or two folders linking to each other: every file is listed once."""
+    data, pics = tmp_path / "data", tmp_path / "pics"
+    _grey_pngs(pics, 2)
+    _grey_pngs(data / "a", 1, first_seed=5)
+    _grey_pngs(data / "b", 1, first_seed=6)
+    (data / "dogs").symlink_to(pics, target_is_directory=True)
+    (data / "hounds").symlink_to(pics, target_is_directory=True)
+    (data / "a" / "to_b").symlink_to(data / "b", target_is_directory=True)
+    (data / "b" / "to_a").symlink_to(data / "a", target_is_directory=True)
+    plan = sources.plan_inputs(str(data), sources.FOLDER)
+    listed = sorted(os.path.relpath(item.path, data) for item in plan.items)
+    assert listed == ["a/g000.png", "b/g000.png", "dogs/g000.png", "dogs/g001.png"]
+    assert plan.label_names == ["a", "b", "dogs"]
+
+
+def test_class_names_that_collide_once_escaped_are_refused(tmp_path):
+    data = tmp_path / "data"
+    _grey_pngs(Path(os.fsdecode(os.path.join(os.fsencode(data), b"caf\xe9"))), 1)
+    _grey_pngs(data / "caf\\xe9", 1, first_seed=4)  # typed with a backslash
+    with pytest.raises(sources.IngestInputError, match=r"show the same name .*\(caf\\xe9\): rename one"):
+        sources.plan_inputs(str(data), sources.FOLDER)
+
+
+def test_copies_that_differ_only_in_metadata_count_as_one_distinct_image(tmp_path):
+    from PIL import PngImagePlugin
+
+    data = tmp_path / "copies"
+    picture = Image.fromarray(_pixels(11))
+    for index in range(6):
+        info = PngImagePlugin.PngInfo()
+        info.add_text("Comment", f"copy {index}")  # different bytes, the same pixels
+        picture.save(_write(data / f"{index}.png", b""), format="PNG", pnginfo=info)
+    document, _ = _ingest(data, tmp_path / "out")
+    assert (document["accepted"], document["distinct"]) == (6, 1)

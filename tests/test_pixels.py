@@ -154,3 +154,56 @@ def test_auto_shape_from_the_images(tmp_path):
     assert (decided.image_size, decided.channels) == (32, 1)  # R == G == B everywhere counts as grey
     decided = shape.decide(folder("mixed", [*grey_rgb, *photos]), IngestConfig(image_size=64))
     assert (decided.image_size, decided.channels) == (64, 3)  # an explicit size wins; colour decides 3
+
+
+@pytest.mark.parametrize("container", ["PNG", "GIF"])
+def test_grey_palette_images_with_transparency_are_grey_under_one_channel(container):
+    """TF decodes a palette image as RGB(A); R == G == B content is grey, whatever the container says."""
+    image = Image.fromarray(np.arange(100, dtype=np.uint8).reshape(10, 10), mode="P")
+    image.putpalette([value for level in range(256) for value in (level, level, level)])
+    buffer = io.BytesIO()
+    image.save(buffer, format=container, transparency=3)
+    check, prepared = validation.validate_image(buffer.getvalue(), pixels.Preparation(16, 1), convert_channels=False)
+    assert check.ok, check
+    assert prepared and np.asarray(Image.open(io.BytesIO(prepared))).ndim == 2  # stored as one channel
+    coloured = Image.new("P", (10, 10))
+    coloured.putpalette([200, 10, 10] * 256)
+    buffer = io.BytesIO()
+    coloured.save(buffer, format=container, transparency=3)
+    check, _ = validation.validate_image(buffer.getvalue(), pixels.Preparation(16, 1), convert_channels=False)
+    assert not check.ok and check.reason == "channel_mismatch", check
+
+
+def test_the_shape_sampler_names_no_bomb_warning_and_skips_such_images(tmp_path):
+    """Pillow only warns (naming no file) between its pixel limit and twice it; ingestion calls such an
+    image too_large, and the shape decision must neither print that warning nor count the image."""
+    import warnings
+
+    (tmp_path / "data").mkdir()
+    Image.new("L", (40, 40)).save(tmp_path / "data" / "big.png")  # in the warning zone below
+    Image.new("L", (20, 20)).save(tmp_path / "data" / "small.png")
+    limit = Image.MAX_IMAGE_PIXELS
+    try:
+        Image.MAX_IMAGE_PIXELS = 1000
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            decided = shape.decide(sources.plan_inputs(str(tmp_path / "data"), sources.FOLDER), IngestConfig())
+    finally:
+        Image.MAX_IMAGE_PIXELS = limit
+    assert not [w for w in caught if issubclass(w.category, Image.DecompressionBombWarning)]
+    assert "of 1 sampled images" in decided.reason  # only small.png was looked at
+
+
+@pytest.mark.parametrize("container", ["PNG", "GIF"])
+def test_a_colour_key_under_transparency_does_not_make_a_grey_image_colour(container):
+    """Grey content whose transparent palette entry is magenta (a common colour key) is grey once
+    composited, as shape.decide already judged it: not a channel mismatch under train.channels=1."""
+    image = Image.fromarray((np.arange(100, dtype=np.uint8) % 200).reshape(10, 10), mode="P")
+    palette = [value for level in range(256) for value in (level, level, level)]
+    palette[3 * 255: 3 * 256] = [255, 0, 255]
+    image.putpalette(palette)
+    image.putpixel((0, 0), 255)
+    buffer = io.BytesIO()
+    image.save(buffer, format=container, transparency=255)
+    check, _ = validation.validate_image(buffer.getvalue(), pixels.Preparation(16, 1), convert_channels=False)
+    assert check.ok, check

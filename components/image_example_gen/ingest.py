@@ -70,7 +70,7 @@ class _ArrayCache:
 
 
 class DecodeAndValidate(beam.DoFn):
-    """Emits (split, serialized tf.Example, channels, sha256 hex); rejections go to the REJECTED tag."""
+    """Emits (split, serialized tf.Example, channels, sha256 of the stored PNG); rejections go to REJECTED."""
 
     def __init__(self, preparation: pixels.Preparation, convert_channels: bool, eval_fraction: float):
         self._preparation = preparation
@@ -99,7 +99,10 @@ class DecodeAndValidate(beam.DoFn):
                                                        sources.display_name(check.detail), check.channels))
         digest = hashlib.sha256(data).hexdigest()
         example = make_example(prepared, self._preparation, label, source, digest)
-        return split_for(digest, self._eval_fraction), example, check.channels, digest
+        # Distinct by what is stored: copies that differ only in metadata (a PNG tIME chunk, the same
+        # picture saved as .png and .jpg) prepare to the same pixels.
+        return (split_for(digest, self._eval_fraction), example, check.channels,
+                hashlib.sha256(prepared).hexdigest())
 
 
 class SummaryFn(beam.CombineFn):
@@ -150,6 +153,7 @@ def IngestImages(  # pylint: disable=invalid-name
     )
     accepted, rejected = outcomes.accepted, outcomes[REJECTED]
     # Identical files share a digest and so a split: 64 copies of one image leave the eval split empty.
+    # Counted over the stored pixels, so copies that differ only in metadata count once too.
     distinct = (accepted
                 | "Digests" >> beam.Map(lambda record: record[3])
                 | "DistinctDigests" >> beam.Distinct()

@@ -84,7 +84,7 @@ def build_report(
         "format": data_format,
         "total_files": total_files,
         "accepted": summary["accepted"],
-        "distinct": summary.get("distinct", summary["accepted"]),  # accepted files with different bytes
+        "distinct": summary.get("distinct", summary["accepted"]),  # accepted images with different stored pixels
         "rejected": dict(sorted(summary["rejected"].items())),
         "rejected_total": rejected_total,
         "bad_fraction": round(rejected_total / total_files, 6) if total_files else 0.0,

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import statistics
+import warnings
 from typing import Iterator
 
 import numpy as np
@@ -86,8 +87,12 @@ def _sampled_images(plan) -> Iterator[Image.Image]:
     picked = sorted(set(np.linspace(0, len(items) - 1, min(len(items), MAX_SAMPLED)).round().astype(int)))
     for item in (items[index] for index in picked):
         try:
-            with Image.open(item.path) as image:
-                image.load()
-                yield image
+            with warnings.catch_warnings():
+                # Between Pillow's pixel limit and twice it Pillow only warns, naming no file: such an
+                # image is too_large for ingestion (validation.py), so skip it here too.
+                warnings.simplefilter("error", Image.DecompressionBombWarning)
+                with Image.open(item.path) as image:
+                    image.load()
+                    yield image
         except Exception:  # unreadable files are ingestion's to count and report, not ours
             continue

@@ -238,7 +238,12 @@ def _plan_folder(root: str, labels_from_subfolders: bool) -> InputPlan:
                  index[relative.split(os.sep, 1)[0]] if os.sep in relative and label_names else contract.UNKNOWN_LABEL)
         for relative in files
     ]
-    label_names = [display_name(name) for name in label_names]
+    shown = [display_name(name) for name in label_names]
+    if len(set(shown)) < len(shown):  # "caf\xe9" the bytes, and "caf\xe9" typed with a backslash
+        same = sorted({name for name in shown if shown.count(name) > 1})
+        raise IngestInputError(f"class folders in {display_name(root)} show the same name once non-UTF-8 bytes are "
+                               f"escaped ({', '.join(same)}): rename one of them")
+    label_names = shown
     return InputPlan(path=root, format=FOLDER, items=items, total=len(items), hidden_files=hidden_files,
                      hidden_dirs=hidden_dirs, label_names=label_names)
 
@@ -277,12 +282,19 @@ def _walk(root: str) -> tuple[list[str], int, int]:
     def fail(error: OSError) -> None:
         raise IngestInputError(f"cannot list {error.filename}: {error.strerror}")
 
+    walked.add(os.path.realpath(root))
     for folder, dirnames, filenames in os.walk(root, onerror=fail, followlinks=True):
-        walked.add(os.path.realpath(folder))
         hidden = [name for name in dirnames if name.startswith(".")]
         hidden_dirs += len(hidden)
-        dirnames[:] = sorted(name for name in dirnames if not name.startswith(".")
-                             and os.path.realpath(os.path.join(folder, name)) not in walked)
+        kept = []
+        for name in sorted(name for name in dirnames if not name.startswith(".")):
+            # Claimed when first seen, not when entered: two links to one folder, or folders linking
+            # to each other, are walked once, under the first name in listing order.
+            real = os.path.realpath(os.path.join(folder, name))
+            if real not in walked:
+                walked.add(real)
+                kept.append(name)
+        dirnames[:] = kept
         for name in sorted(filenames):
             if name.startswith("."):
                 hidden_files += 1

@@ -109,7 +109,9 @@ def validate_image(data: bytes, preparation: pixels.Preparation, convert_channel
                 image.load()  # decodes the pixels: truncation shows up here, not in open()
                 found = len(image.getbands()) if image.mode not in ("P", "PA") else (
                     2 if image.mode == "PA" or "transparency" in image.info else 1)
-                grey = pixels.is_grey(image)
+                # What the stored image will show (as shape.decide judges it): colour hidden under
+                # transparent pixels, or a colour-keyed transparent palette entry, does not count.
+                grey = pixels.is_grey(pixels.shown(image, preparation.background))
                 shape = dict(image_format=image_format, height=height, width=width,
                              channels=(1 if grey else 3) + (1 if found in (2, 4) else 0))
                 problem = _shape_problem(width, height)
