@@ -83,6 +83,19 @@ class EvaluateConfig:
         if not 0.0 <= self.min_improvement < 1.0:
             raise ValueError(f"evaluate.min_improvement={self.min_improvement}: must be in [0, 1)")
 
+    def min_eval_images(self) -> int:
+        """The fewest real eval images that score every limit that is on: 2 for FID's covariance;
+        more than k for a k-NN limit (min_recall: k=3, min_coverage: k=5). The floor-relative
+        coverage limit is not counted: without enough images it is switched off, and the report says so."""
+        from ganpipe.evaluation import metrics
+
+        needed = 2
+        if self.min_recall > 0:
+            needed = max(needed, metrics.PR_K + 1)
+        if self.min_coverage > 0:
+            needed = max(needed, metrics.DC_K + 1)
+        return needed
+
     def check_files(self) -> None:
         """For runs on this machine: the extractor's model or weights file exists (before hours of training).
 

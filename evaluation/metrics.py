@@ -461,7 +461,13 @@ class Scores:
         return dataclasses.asdict(self)
 
 
-def score(generated: FeatureSummary, reference: FeatureSummary, *, pr_k: int = 3, dc_k: int = 5,
+# Neighbourhood sizes of the k-NN metrics: Kynkaanniemi et al. 2019 (precision/recall, k=3) and
+# Naeem et al. 2020 (density/coverage, k=5). Each needs more than k real images.
+PR_K = 3
+DC_K = 5
+
+
+def score(generated: FeatureSummary, reference: FeatureSummary, *, pr_k: int = PR_K, dc_k: int = DC_K,
           kid_subsets: int = 100, kid_subset_size: int = 1000,
           manifold_samples: int = DEFAULT_MANIFOLD_SAMPLES, seed: int = 0,
           block_size: int = DEFAULT_BLOCK_SIZE) -> Scores:

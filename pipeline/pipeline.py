@@ -69,6 +69,7 @@ def create_pipeline(
         anomalies=example_validator.outputs["anomalies"],
         max_bad_fraction=config.data.max_bad_fraction,
         min_images=config.data.min_images,
+        min_eval_images=config.evaluate.min_eval_images(),
     )
     trainer = tfx.components.Trainer(
         run_fn=TRAINER_RUN_FN,

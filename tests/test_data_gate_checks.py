@@ -43,3 +43,26 @@ def test_a_small_split_of_copies_says_how_many_images_are_distinct():
     assert checks.size_problems({"train": 60, "eval": 4}, 16, {"accepted": 64, "distinct": 60}) == []
     assert checks.size_problems({"train": 64, "eval": 0}, 16, {"accepted": 64, "distinct": 64}) == [
         "eval split is empty"]
+
+
+def test_an_eval_split_too_small_for_the_gates_limits_stops_before_training():
+    """A k-NN limit needs more than k real eval images; without them the evaluator could only refuse,
+    after the whole training. evaluate.min_coverage (k=5) needs 6, min_recall (k=3) 4, FID alone 2."""
+    from ganpipe.evaluation.config import EvaluateConfig
+
+    assert EvaluateConfig().min_eval_images() == 2  # the defaults: the floor-relative coverage switches off
+    assert EvaluateConfig(min_recall=0.5).min_eval_images() == 4
+    assert EvaluateConfig(min_coverage=0.2, min_recall=0.5).min_eval_images() == 6
+    (problem,) = checks.size_problems({"train": 100, "eval": 5}, 16, min_eval_images=6)
+    assert problem.startswith("eval split has 5 images: the gate's limits") and "at least 6" in problem
+    assert checks.size_problems({"train": 100, "eval": 6}, 16, min_eval_images=6) == []
+
+
+def test_the_pipeline_hands_the_gate_what_the_evaluator_needs():
+    from ganpipe.pipeline.config import load_config
+    from ganpipe.pipeline.pipeline import create_pipeline
+
+    config = load_config(None, {"evaluate.min_coverage": "0.3", "output_dir": "/tmp/ganpipe-gate-spec"})
+    pipeline = create_pipeline(config, data_path="/tmp/none", data_format="folder")
+    (gate,) = [node for node in pipeline.components if node.id == "DataGate"]
+    assert gate.exec_properties["min_eval_images"] == 6

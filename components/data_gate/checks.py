@@ -42,11 +42,13 @@ MIN_EVAL_IMAGES = 2
 
 
 def size_problems(examples_per_split: Mapping[str, int], min_images: int,
-                  ingest_report: Mapping | None = None) -> list[str]:
+                  ingest_report: Mapping | None = None, min_eval_images: int = MIN_EVAL_IMAGES) -> list[str]:
     """Too little data to train on, or nothing to evaluate against, is a stop too.
 
     With ImageExampleGen's report, a stop on a small split says how many of
     the images are distinct: copies share a digest, and so a split.
+    ``min_eval_images``: what the evaluator's limits need (FID 2; a k-NN limit
+    more than k), found here rather than after training.
     """
     problems = []
     for split, count in sorted(examples_per_split.items()):
@@ -54,10 +56,13 @@ def size_problems(examples_per_split: Mapping[str, int], min_images: int,
             problems.append(f"{split} split is empty")
         elif split == "train" and count < min_images:
             problems.append(f"train split has {count} images, fewer than data.min_images={min_images}")
-        elif split == "eval" and count < MIN_EVAL_IMAGES:
+        elif split == "eval" and count < max(min_eval_images, MIN_EVAL_IMAGES):
             # Found here, before training, not by the evaluator after it.
-            problems.append(f"eval split has {count} image: FID needs at least {MIN_EVAL_IMAGES} real images to "
-                            "compare with; raise data.eval_fraction or add images")
+            needed = max(min_eval_images, MIN_EVAL_IMAGES)
+            what = ("FID needs" if needed == MIN_EVAL_IMAGES
+                    else "the gate's limits (FID: 2; evaluate.min_recall: 4; evaluate.min_coverage: 6) need")
+            problems.append(f"eval split has {count} image{'s' if count != 1 else ''}: {what} at least {needed} "
+                            "real images to compare with; raise data.eval_fraction or add images")
     accepted = int((ingest_report or {}).get("accepted", 0))
     distinct = int((ingest_report or {}).get("distinct", accepted))
     if problems and distinct < accepted:

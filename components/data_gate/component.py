@@ -22,6 +22,8 @@ class DataGateSpec(types.ComponentSpec):
     PARAMETERS = {
         "max_bad_fraction": ExecutionParameter(type=float),
         "min_images": ExecutionParameter(type=int),
+        # The fewest eval images the evaluator's limits can be scored on (EvaluateConfig.min_eval_images).
+        "min_eval_images": ExecutionParameter(type=int),
     }
     INPUTS = {
         "examples": ChannelParameter(type=standard_artifacts.Examples),
@@ -48,6 +50,7 @@ class DataGate(base_component.BaseComponent):
         anomalies: types.BaseChannel,
         max_bad_fraction: float = 0.05,
         min_images: int = 16,
+        min_eval_images: int = 2,
     ):
         spec = DataGateSpec(
             examples=examples,
@@ -56,6 +59,7 @@ class DataGate(base_component.BaseComponent):
             anomalies=anomalies,
             max_bad_fraction=max_bad_fraction,
             min_images=min_images,
+            min_eval_images=min_eval_images,
             validated_schema=types.Channel(type=standard_artifacts.Schema),
         )
         super().__init__(spec=spec)

@@ -50,7 +50,8 @@ class Executor(base_executor.BaseExecutor):
             split: stats_artifact_utils.load_statistics(statistics, split).proto().datasets[0].num_examples
             for split in artifact_utils.decode_split_names(statistics.split_names)
         }
-        problems += checks.size_problems(counts, int(exec_properties["min_images"]), ingest_report)
+        problems += checks.size_problems(counts, int(exec_properties["min_images"]), ingest_report,
+                                         min_eval_images=int(exec_properties.get("min_eval_images") or 2))
 
         for split in artifact_utils.decode_split_names(anomalies.split_names):
             path = os.path.join(artifact_utils.get_split_uri([anomalies], split), ANOMALIES_FILE)
