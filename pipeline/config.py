@@ -259,8 +259,12 @@ def load_config(yaml_path: str | None = None, overrides: Mapping[str, str] | Non
                 loaded = yaml.safe_load(handle) or {}
         except OSError as error:
             raise ConfigError(f"cannot read config file {yaml_path}: {error.strerror}") from None
+        except UnicodeDecodeError as error:  # a binary file, or Latin-1 text
+            raise ConfigError(f"config file {yaml_path} is not UTF-8 text (byte {error.start}: "
+                              f"0x{error.object[error.start]:02x}); save it as UTF-8") from None
         except yaml.YAMLError as error:
-            raise ConfigError(f"config file {yaml_path} is not valid YAML: {error}") from None
+            detail = " ".join(str(error).split())  # one line
+            raise ConfigError(f"config file {yaml_path} is not valid YAML: {detail}") from None
         if not isinstance(loaded, dict):
             raise ConfigError(f"config file {yaml_path} must hold a mapping at top level")
         values = loaded
@@ -275,6 +279,10 @@ def _build(cls: type, values: Mapping[str, Any], prefix: str) -> Any:
     if not isinstance(values, Mapping):
         raise ConfigError(f"{prefix.rstrip('.') or 'config'} must be a mapping")
     fields = {f.name: f for f in dataclasses.fields(cls)}
+    not_text = [key for key in values if not isinstance(key, str)]
+    if not_text:
+        raise ConfigError(f"{prefix.rstrip('.') or 'config'}: key {not_text[0]!r} is not a name; keys are words "
+                          "like train or steps")
     unknown = sorted(set(values) - set(fields))
     if unknown:
         names = ", ".join(prefix + key for key in unknown)

@@ -40,6 +40,7 @@ def resolve(config: PipelineConfig) -> ResolvedInput:
             # Paths become MLMD properties, artifact URIs and Kubeflow parameters: all UTF-8 strings.
             raise ConfigError(f"{key} {sources.display_name(value)}: the name is not valid UTF-8; rename the "
                               "folder (file names inside the data may be anything)")
+    _check_writable_paths(config)
     if datasets.is_bundled(config.data.path):
         try:
             path, data_format = datasets.materialize(
@@ -84,6 +85,23 @@ def _tfrecord_shape(path: str, config: PipelineConfig) -> dict:
         raise ConfigError(f"cannot read the shape of the TFRecords at {path}: {error}; set train.image_size "
                           "and train.channels") from None
     return shape.decide_from([min(h, w) for h, w, _ in shapes], [c <= 2 for _, _, c in shapes], ingest).to_dict()
+
+
+def _check_writable_paths(config: PipelineConfig) -> None:
+    """A checkpoint or serving directory that is a file, or cannot be created, fails in one line now,
+    not at the Trainer or the Pusher after the whole run."""
+    for key, path in (("train.checkpoint_dir", config.train.checkpoint_dir),
+                      ("push.serving_dir", config.serving_base)):
+        if not path or "://" in path:  # object stores: checked by whoever mounts or owns them
+            continue
+        path = os.path.abspath(os.path.expanduser(path))
+        existing = path
+        while not os.path.exists(existing):  # the nearest part that exists must be a writable folder
+            existing = os.path.dirname(existing)
+        if not os.path.isdir(existing):
+            raise ConfigError(f"{key}: {existing} is a file, not a folder")
+        if not os.access(existing, os.W_OK | os.X_OK):
+            raise ConfigError(f"{key}: {existing} is not writable by this user; choose another folder")
 
 
 # Records decode-checked before TFX starts (all of them in a smaller set); a bad record past

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import pytest
 
 from ganpipe.pipeline.config import ConfigError, PipelineConfig, load_config
@@ -127,3 +129,42 @@ def test_the_readme_config_block_lists_every_key_with_its_default():
 def test_a_float_with_hundreds_of_digits_is_refused_not_a_traceback():
     with pytest.raises(ConfigError, match=r"train\.generator_lr=.*must be a finite number"):
         load_config(None, {"train.generator_lr": "1" + "0" * 400})
+
+
+@pytest.mark.parametrize("override, message", [
+    ({"train.seed": "-1"}, "train.seed=-1: must be in [0, 2147483647]"),
+    ({"train.steps": str(10**12)}, "train.steps=1000000000000: must be in [1, 1000000000]"),
+    ({"train.batch_size": str(10**9)}, "train.batch_size=1000000000: must be in [0, 65536]"),
+    ({"train.latent_dim": str(10**9)}, "train.latent_dim=1000000000: must be in [1, 4096]"),
+    ({"train.shuffle_buffer": "100000000000000"}, "train.shuffle_buffer=100000000000000: must be in [1, 10000000]"),
+    ({"train.gp_weight": ".nan"}, "train.gp_weight=nan: must be a finite number"),
+    ({"evaluate.max_kid": ".inf"}, "evaluate.max_kid=inf: must be a finite number"),
+])
+def test_values_the_downstream_code_cannot_honour_are_refused_up_front(override, message):
+    import re
+
+    with pytest.raises(ConfigError, match=re.escape(message)):
+        load_config(None, override)
+
+
+def test_config_files_that_are_not_utf8_text_or_have_non_name_keys_are_one_line(tmp_path):
+    binary, latin1, numeric = tmp_path / "b.yaml", tmp_path / "l.yaml", tmp_path / "n.yaml"
+    binary.write_bytes(b"\x89PNG\r\n\x1a\n\x00\x00")
+    latin1.write_bytes("data:\n  path: caf\xe9\n".encode("latin-1"))
+    numeric.write_text("1: 2\n")
+    for path, expected in ((binary, "is not UTF-8 text"), (latin1, "is not UTF-8 text (byte 17: 0xe9)"),
+                           (numeric, "key 1 is not a name")):
+        with pytest.raises(ConfigError, match=re.escape(expected)) as error:
+            load_config(str(path))
+        assert "\n" not in str(error.value)
+
+
+def test_a_checkpoint_or_serving_dir_that_cannot_be_written_is_refused_before_tfx(tmp_path):
+    from ganpipe.pipeline import inputs
+
+    a_file = tmp_path / "file"
+    a_file.write_text("x")
+    for key in ("train.checkpoint_dir", "push.serving_dir"):
+        config = load_config(None, {key: str(a_file / "sub"), "output_dir": str(tmp_path / "out")})
+        with pytest.raises(ConfigError, match=re.escape(f"{key}: {a_file} is a file, not a folder")):
+            inputs.resolve(config)

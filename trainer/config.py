@@ -9,6 +9,7 @@ keeps one source of truth without the trainer importing the pipeline.
 from __future__ import annotations
 
 import dataclasses
+import math
 from typing import Any, Mapping
 
 from ganpipe import settings
@@ -31,6 +32,23 @@ AUTO_DCGAN_FROM_SIZE = 64
 UPSAMPLES = ("transposed", "resize")
 UPSAMPLE_CHOICES = (*UPSAMPLES, "auto")
 AUTO_DROPOUT = -1.0  # train.discriminator_dropout: auto (0 already means "no dropout")
+# Ranges the downstream code can honour: seeds are folded into TF's int32/int64 stateless seeds;
+# the shuffle buffer and batch are held in memory (a 10^14 buffer segfaults TF); steps are int64.
+UPPER_BOUNDS = {
+    "seed": (0, 2**31 - 1),
+    "steps": (1, 10**9),
+    "batch_size": (0, 65_536),
+    "latent_dim": (1, 4_096),
+    "shuffle_buffer": (1, 10_000_000),
+    "width": (1, 4_096),
+    "workers": (1, 1_024),
+    "log_every": (1, 10**9),
+    "sample_every": (1, 10**9),
+    "checkpoint_every": (0, 10**9),
+    "num_classes": (0, 100_000),
+    "ada_interval": (1, 10**9),
+    "ada_speed_images": (1, 10**12),
+}
 # What batch_size, discriminator_dropout and upsample at "auto" mean per (resolved) architecture.
 # dcgan-tutorial and resnet: the values measured before there was a choice (the tutorial's
 # dropout 0.3, batch 64: bench/quality_per_compute.py). dcgan: on the emoji set at 64 px and equal
@@ -158,6 +176,14 @@ class TrainerConfig:
             raise ValueError(f"train.channels={self.channels}: must be auto, 1 or 3")
         if self.batch_size < 0:
             raise ValueError(f"train.batch_size={self.batch_size}: must be auto or >= 1")
+        for name, (low, high) in UPPER_BOUNDS.items():
+            value = getattr(self, name)
+            if not low <= value <= high:
+                raise ValueError(f"train.{name}={value}: must be in [{low}, {high}]")
+        for field in dataclasses.fields(self):
+            value = getattr(self, field.name)
+            if isinstance(value, float) and not math.isfinite(value):
+                raise ValueError(f"train.{field.name}={value}: must be a finite number")
         positive = ("latent_dim", "steps", "shuffle_buffer", "log_every", "sample_every", "workers")
         for name in positive:
             if getattr(self, name) < 1:
