@@ -52,7 +52,12 @@ def resolve(config: PipelineConfig) -> ResolvedInput:
         return ResolvedInput(path, data_format, f"named dataset '{config.data.path}' ({path}); {_shape_line(found)}",
                              ingest)
     path = os.path.abspath(os.path.expanduser(config.data.path))
-    if os.path.abspath(config.output_dir).startswith(path + os.sep):
+    output = os.path.abspath(os.path.expanduser(config.output_dir))
+    if os.path.islink(output) and not os.path.exists(output):
+        raise ConfigError(f"output_dir {output} is a link that points nowhere: remove it or give another folder")
+    # Real paths: the same folder, or one reached through a link, is caught as well as a plain prefix.
+    real_data, real_output = os.path.realpath(path), os.path.realpath(output)
+    if real_output == real_data or real_output.startswith(real_data.rstrip(os.sep) + os.sep):
         raise ConfigError(f"output_dir {config.output_dir} lies inside the input folder {path}: "
                           "outputs would be read back as input")
     data_format = sources.detect_format(path, config.data.format)

@@ -38,6 +38,20 @@ def test_output_inside_input_is_refused(capsys, png_folder):
     assert code == 2 and "inside the input folder" in err
 
 
+def test_output_inside_input_is_refused_by_real_path(capsys, png_folder, tmp_path):
+    """The same folder, an output reached through a link into the data, or data reached through a link."""
+    into_data, to_data = tmp_path / "into", tmp_path / "data_link"
+    into_data.symlink_to(png_folder, target_is_directory=True)
+    to_data.symlink_to(png_folder, target_is_directory=True)
+    for data, output in ((png_folder, png_folder), (png_folder, into_data / "out"), (to_data, png_folder / "out")):
+        code, err = _run(capsys, "--data", str(data), "--output", str(output))
+        assert code == 2 and "inside the input folder" in err, (data, output, err)
+    dangling = tmp_path / "dangling"
+    dangling.symlink_to(tmp_path / "nowhere")
+    code, err = _run(capsys, "--data", str(png_folder), "--output", str(dangling))
+    assert code == 2 and "is a link that points nowhere" in err and "Traceback" not in err
+
+
 @pytest.mark.parametrize(
     "argv, key",
     [

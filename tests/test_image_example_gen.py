@@ -689,3 +689,18 @@ def test_copies_that_differ_only_in_metadata_count_as_one_distinct_image(tmp_pat
         picture.save(_write(data / f"{index}.png", b""), format="PNG", pnginfo=info)
     document, _ = _ingest(data, tmp_path / "out")
     assert (document["accepted"], document["distinct"]) == (6, 1)
+
+
+def test_links_that_loop_or_point_nowhere_are_counted_not_a_traceback(tmp_path):
+    data = tmp_path / "data"
+    (data / "sub").mkdir(parents=True)
+    (data / "a.png").symlink_to(data / "b.png")
+    (data / "b.png").symlink_to(data / "a.png")  # a.png -> b.png -> a.png
+    (data / "sub" / "gone.png").symlink_to(tmp_path / "nowhere.png")
+    assert sources.detect_format(str(data)) == sources.FOLDER
+    with pytest.raises(sources.IngestInputError, match=r"holds no readable file: 3 link\(s\) loop or point nowhere"):
+        sources.plan_inputs(str(data), sources.FOLDER)
+    _grey_pngs(data / "sub", 2)
+    plan = sources.plan_inputs(str(data), sources.FOLDER)
+    assert (len(plan.items), plan.broken_links) == (2, 3)
+    assert sources.preflight(str(data), "auto", IngestConfig(image_size=16, channels=1))["broken_links"] == 3

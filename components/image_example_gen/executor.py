@@ -81,6 +81,7 @@ class Executor(base_beam_executor.BaseBeamExecutor):
             label_names=plan.label_names,
             hidden_files=plan.hidden_files,
             hidden_dirs=plan.hidden_dirs,
+            broken_links=plan.broken_links,
             seconds=seconds,
             settings=config.to_dict(),
             shape=decision.to_dict(),

@@ -72,6 +72,7 @@ def build_report(
     hidden_files: int,
     hidden_dirs: int,
     seconds: float,
+    broken_links: int = 0,
     settings: Optional[dict] = None,
     shape: Optional[dict] = None,
 ) -> dict:
@@ -94,6 +95,7 @@ def build_report(
         "channels_found": dict(sorted(summary["channels_found"].items())),
         "hidden_files": hidden_files,
         "hidden_dirs": hidden_dirs,
+        "broken_links": broken_links,  # links that loop or point nowhere, skipped
         "seconds": round(seconds, 3),
         "images_per_second": round(total_files / seconds, 1) if seconds > 0 else None,
         "settings": dict(settings or {}),

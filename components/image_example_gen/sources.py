@@ -66,6 +66,7 @@ class InputPlan:
     total: int  # input files (folder) or images (arrays): the denominator of bad_fraction
     hidden_files: int = 0  # dotfiles skipped
     hidden_dirs: int = 0  # dot-folders skipped (not descended into)
+    broken_links: int = 0  # links to files that loop or point nowhere, skipped
     label_names: list = dataclasses.field(default_factory=list)
     array_files: list = dataclasses.field(default_factory=list)
 
@@ -109,7 +110,7 @@ def detect_format(path: str, data_format: str = "auto") -> str:
     if any(arrays.is_idx_name(entry) for entry in top_files):
         return IDX
     with os.scandir(path) as entries:
-        has_subfolders = any(not entry.name.startswith(".") and entry.is_dir() for entry in entries)
+        has_subfolders = any(not entry.name.startswith(".") and _is_dir(entry) for entry in entries)
     if top_files and not has_subfolders:
         lowered = [entry.lower() for entry in top_files]
         if all(entry.endswith(".npz") for entry in lowered):
@@ -185,6 +186,7 @@ def preflight(path: str, data_format: str = "auto", config: IngestConfig | None 
         "total_files": plan.total,
         "hidden_files": plan.hidden_files,
         "hidden_dirs": plan.hidden_dirs,
+        "broken_links": plan.broken_links,
         "checked": checked,
         "first_valid": display_name(source),
         "first_image": {"format": check.image_format, "height": check.height, "width": check.width,
@@ -223,8 +225,11 @@ def _preflight_candidates(plan: InputPlan):
 def _plan_folder(root: str, labels_from_subfolders: bool) -> InputPlan:
     if not os.path.isdir(root):
         raise IngestInputError(f"{root} is not a folder")
-    files, hidden_files, hidden_dirs = _walk(root)
+    files, hidden_files, hidden_dirs, broken_links = _walk(root)
     if not files:
+        if broken_links:
+            raise IngestInputError(f"folder {display_name(root)} holds no readable file: {broken_links} link(s) "
+                                   "loop or point nowhere; fix or remove them")
         if hidden_files or hidden_dirs:
             raise IngestInputError(f"folder {root} holds only hidden files ({hidden_files} hidden file(s), "
                                    f"{hidden_dirs} hidden folder(s)); put images in it")
@@ -245,7 +250,7 @@ def _plan_folder(root: str, labels_from_subfolders: bool) -> InputPlan:
                                f"escaped ({', '.join(same)}): rename one of them")
     label_names = shown
     return InputPlan(path=root, format=FOLDER, items=items, total=len(items), hidden_files=hidden_files,
-                     hidden_dirs=hidden_dirs, label_names=label_names)
+                     hidden_dirs=hidden_dirs, label_names=label_names, broken_links=broken_links)
 
 
 def _all_images_in_subfolders(root: str, files: list[str]) -> bool:
@@ -268,7 +273,7 @@ def _all_images_in_subfolders(root: str, files: list[str]) -> bool:
     return True
 
 
-def _walk(root: str) -> tuple[list[str], int, int]:
+def _walk(root: str) -> tuple[list[str], int, int, int]:
     """Regular, non-hidden files under root (sorted, relative); hidden entries are counted, not listed.
 
     Folder links are followed, as `ls` and a file manager show them (a class
@@ -276,7 +281,7 @@ def _walk(root: str) -> tuple[list[str], int, int]:
     loop, or two links to one folder) is not walked again.
     """
     files: list[str] = []
-    hidden_files = hidden_dirs = 0
+    hidden_files = hidden_dirs = broken_links = 0
     walked: set[str] = set()
 
     def fail(error: OSError) -> None:
@@ -302,12 +307,29 @@ def _walk(root: str) -> tuple[list[str], int, int]:
             full = os.path.join(folder, name)
             if os.path.isfile(full):  # skips sockets, FIFOs, broken links
                 files.append(os.path.relpath(full, root))
-    return files, hidden_files, hidden_dirs
+            elif os.path.islink(full) and not os.path.exists(full):  # a loop, or a dangling link
+                broken_links += 1
+    return files, hidden_files, hidden_dirs, broken_links
 
 
 def _visible_top_files(folder: str) -> list[str]:
     with os.scandir(folder) as entries:
-        return sorted(entry.name for entry in entries if not entry.name.startswith(".") and entry.is_file())
+        return sorted(entry.name for entry in entries if not entry.name.startswith(".") and _is_file(entry))
+
+
+def _is_dir(entry: os.DirEntry) -> bool:
+    try:
+        return entry.is_dir()
+    except OSError:
+        return False
+
+
+def _is_file(entry: os.DirEntry) -> bool:
+    """entry.is_file(), False for a link that loops or points nowhere (counted by _walk)."""
+    try:
+        return entry.is_file()
+    except OSError:
+        return False
 
 
 # ---------------------------------------------------------------- arrays
