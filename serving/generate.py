@@ -21,6 +21,12 @@ from ganpipe.trainer.visualize import image_grid
 SAVED_MODEL_FILE = "saved_model.pb"
 # Small samples (16x16) are scaled up so the grid is at least this wide.
 MIN_GRID_PIXELS = 512
+# One picture: a grid of more samples than this is unreadable, and 10^7 of them ran for hours while
+# memory grew (the tf.Example export of many samples is another command's job).
+MAX_SAMPLES = 4096
+MAX_GRID_PIXELS = 16384  # per side, after scaling: what image viewers and Pillow handle comfortably
+SEED_LIMIT = 2**63 - 1  # seeds are int64
+BATCH = 256  # samples per signature call: memory stays flat whatever --n is
 
 
 class ModelNotFoundError(FileNotFoundError):
@@ -49,16 +55,26 @@ def resolve_model_dir(path: str, version: Optional[int] = None) -> str:
 
 
 def generate_images(model_dir: str, count: int, seed: int) -> np.ndarray:
-    """uint8 [count, H, W, C] for seeds seed .. seed + count - 1."""
+    """uint8 [count, H, W, C] for seeds seed .. seed + count - 1, in batches of BATCH.
+
+    Raises:
+      ModelNotFoundError: the SavedModel cannot be loaded (corrupt, truncated) or is not a generator.
+    """
     import tensorflow as tf
 
-    loaded = tf.saved_model.load(model_dir)
+    try:
+        loaded = tf.saved_model.load(model_dir)
+    except Exception as error:  # parse and op errors of a damaged file: one line for the user
+        detail = " ".join(str(error).split())[:300]
+        raise ModelNotFoundError(f"{model_dir}: cannot load the SavedModel ({type(error).__name__}: {detail})") \
+            from None
     if contract.SEEDS_SIGNATURE not in loaded.signatures:
         raise ModelNotFoundError(f"{model_dir} has no '{contract.SEEDS_SIGNATURE}' signature: not a ganpipe "
                                  "generator")
-    seeds = tf.range(seed, seed + count, dtype=tf.int64)
-    outputs = loaded.signatures[contract.SEEDS_SIGNATURE](**{contract.SEEDS_INPUT: seeds})
-    return outputs[contract.IMAGES_OUTPUT].numpy()
+    signature = loaded.signatures[contract.SEEDS_SIGNATURE]
+    batches = [signature(**{contract.SEEDS_INPUT: tf.range(start, min(start + BATCH, seed + count), dtype=tf.int64)})
+               [contract.IMAGES_OUTPUT].numpy() for start in range(seed, seed + count, BATCH)]
+    return np.concatenate(batches)
 
 
 def grid_png(images: np.ndarray, scale: Optional[int] = None) -> bytes:
@@ -77,13 +93,36 @@ def grid_png(images: np.ndarray, scale: Optional[int] = None) -> bytes:
 
 def generate(model: str, out: str, count: int = 64, seed: int = 0, version: Optional[int] = None,
              scale: Optional[int] = None) -> str:
-    """Writes the grid PNG to ``out``; returns the model directory used."""
-    if count < 1:
-        raise ValueError(f"--n={count}: must be >= 1")
+    """Writes the grid PNG to ``out``; returns the model directory used.
+
+    Raises:
+      ValueError: --n, --seed, --scale or --out unusable (checked before the model loads).
+      ModelNotFoundError: no loadable generator at ``model``.
+    """
+    if not 1 <= count <= MAX_SAMPLES:
+        raise ValueError(f"--n={count}: must be in [1, {MAX_SAMPLES}] (one picture)")
+    if not 0 <= seed <= SEED_LIMIT - count + 1:
+        raise ValueError(f"--seed={seed}: must be in [0, {SEED_LIMIT - count + 1}] (seeds are int64, and "
+                         f"--n={count} of them follow it)")
+    if scale is not None and not 1 <= scale <= MAX_GRID_PIXELS // 8:
+        raise ValueError(f"--scale={scale}: must be an integer in [1, {MAX_GRID_PIXELS // 8}]")
+    out = os.path.abspath(out)
+    if os.path.isdir(out):
+        raise ValueError(f"--out={out} is a folder; give a file name, e.g. {os.path.join(out, 'grid.png')}")
+    directory = os.path.dirname(out)
+    try:
+        os.makedirs(directory, exist_ok=True)
+    except OSError as error:
+        raise ValueError(f"--out={out}: cannot create {error.filename or directory}: {error.strerror}") from None
+    if not os.access(directory, os.W_OK):
+        raise ValueError(f"--out={out}: {directory} is not writable")
     model_dir = resolve_model_dir(model, version)
-    data = grid_png(generate_images(model_dir, count, seed), scale)
-    directory = os.path.dirname(os.path.abspath(out))
-    os.makedirs(directory, exist_ok=True)
+    images = generate_images(model_dir, count, seed)
+    columns = math.ceil(math.sqrt(count))
+    side = max(images.shape[1:3]) * columns * (scale or 1)
+    if side > MAX_GRID_PIXELS:
+        raise ValueError(f"--scale={scale}: the grid would be {side} px wide, over {MAX_GRID_PIXELS}")
+    data = grid_png(images, scale)
     with open(out, "wb") as handle:
         handle.write(data)
     return model_dir
