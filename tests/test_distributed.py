@@ -260,6 +260,9 @@ def test_a_sigkilled_worker_run_resumes_from_its_checkpoint(tmp_path: Path, patt
     assert killed, first[-3000:]
     assert code == 1, first[-3000:]  # the CLI's "training failed"
     assert "[launcher] worker-1 was killed by SIGKILL; stopping the other workers" in first
+    # The survivor's gRPC traceback is in the run's workers.log, not between the user and the summary.
+    assert "Traceback (most recent call last)" not in first, first[-3000:]
+    assert (tmp_path / "run" / "workers.log").exists()
     assert "ganpipe: training failed (exit code 137)" in first
     assert not any(_alive(pid) for pid in _pids(first).values())  # the survivor was stopped too
     assert not (tmp_path / "model" / "saved_model.pb").exists()
@@ -283,3 +286,25 @@ def test_a_sigkilled_worker_run_resumes_from_its_checkpoint(tmp_path: Path, patt
     assert history["steps"] == list(range(1, steps + 1))
     summary = summarize_exports_in_clean_process([tmp_path / "model"], tmp_path)[str(tmp_path / "model")]
     assert summary["serving"] == ["uint8", [4, 16, 16, 1]] and summary["pixel_std"] > 0
+
+
+def test_worker_tracebacks_go_to_the_log_and_the_terminal_keeps_their_last_line(tmp_path: Path):
+    import io
+    import threading as threads
+
+    from ganpipe.trainer import local_workers
+
+    read_fd, write_fd = os.pipe()
+    os.write(write_fd, b"step 3/10\nTraceback (most recent call last):\n  File \"x.py\", line 1, in <module>\n"
+                       b"    peer()\ntensorflow.python.framework.errors_impl.UnavailableError: peer vanished\n"
+                       b"after\n")
+    os.close(write_fd)
+    terminal, log = io.StringIO(), io.StringIO()
+    local_workers._stream(os.fdopen(read_fd, "rb"), "[worker-0] ", local_workers._Sink(terminal, log, threads.Lock()))
+    assert terminal.getvalue().splitlines() == [
+        "[worker-0] step 3/10",
+        "[worker-0] tensorflow.python.framework.errors_impl.UnavailableError: peer vanished (traceback in "
+        "workers.log)",
+        "[worker-0] after"]
+    assert "[worker-0] Traceback (most recent call last):" in log.getvalue()
+    assert len(log.getvalue().splitlines()) == 6

@@ -58,6 +58,9 @@ def free_ports(count: int, host: str = LOOPBACK) -> list[int]:
             sock.close()
 
 
+WORKERS_LOG = "workers.log"  # under the run dir: every line every worker printed
+
+
 def exit_code(returncode: int) -> int:
     """Popen's returncode -> a shell-style exit code (a signal N becomes 128 + N)."""
     return 128 - returncode if returncode < 0 else returncode
@@ -96,6 +99,11 @@ def launch(
             out.write(f"[launcher] {message}\n")
             out.flush()
 
+    # Every worker line, tracebacks whole, for whoever debugs; the terminal gets each traceback's
+    # last line only, so a survivor's 30-line gRPC error does not bury the launcher's summary.
+    os.makedirs(run_dir, exist_ok=True)
+    log_path = os.path.join(run_dir, WORKERS_LOG)
+    log = open(log_path, "a", encoding="utf-8")  # noqa: SIM115 (closed in the finally below)
     addresses = [f"{host}:{port}" for port in free_ports(count, host)]
     command = cluster.worker_command(list(train_files), model_dir, run_dir, config, python=python)
     say(f"starting {count} worker(s) on {', '.join(addresses)}")
@@ -112,7 +120,8 @@ def launch(
                 )
                 processes.append(process)
                 say(f"worker-{index} pid {process.pid}")
-                thread = threading.Thread(target=_stream, args=(process.stdout, f"[worker-{index}] ", out, lock),
+                thread = threading.Thread(target=_stream,
+                                          args=(process.stdout, f"[worker-{index}] ", _Sink(out, log, lock)),
                                           name=f"worker-{index}-log", daemon=True)
                 thread.start()
                 streams.append(thread)
@@ -121,7 +130,9 @@ def launch(
             _stop(processes, grace_seconds, say)
             for thread in streams:
                 thread.join(timeout=5)
-    say("all workers finished" if code == 0 else f"failed (exit code {code})")
+            log.close()
+    say("all workers finished" if code == 0 else f"failed (exit code {code}); every worker line, tracebacks "
+        f"whole: {log_path}")
     return code
 
 
@@ -158,29 +169,54 @@ def _stop(processes: list[subprocess.Popen], grace_seconds: float, say) -> None:
         process.wait()
 
 
-def _stream(pipe: IO[bytes], prefix: str, out: IO[str], lock: threading.Lock) -> None:
-    """Copies a worker's output to ``out`` with ``prefix`` on every line (``\\r`` and ``\\n`` end lines)."""
+class _Sink:
+    """Where one run's worker lines go: all of them to the log file, the terminal's share to ``out``."""
+
+    def __init__(self, out: IO[str], log: IO[str], lock: threading.Lock):
+        self.out, self.log, self.lock = out, log, lock
+
+    def write(self, shown: list[str], logged: list[str]) -> None:
+        with self.lock:
+            if logged:
+                self.log.write("".join(f"{line}\n" for line in logged))
+                self.log.flush()
+            if shown:
+                self.out.write("".join(f"{line}\n" for line in shown))
+                self.out.flush()
+
+
+def _stream(pipe: IO[bytes], prefix: str, sink: _Sink) -> None:
+    """Copies a worker's output with ``prefix`` on every line (``\\r`` and ``\\n`` end lines) to ``sink``.
+
+    A Python traceback goes to the log whole; the terminal gets its exception line.
+    """
     pending = b""
     fd = pipe.fileno()
+    in_traceback = [False]
     while True:
         chunk = os.read(fd, 65536)
         if not chunk:
             break
         pending += chunk
         *lines, pending = pending.replace(b"\r\n", b"\n").replace(b"\r", b"\n").split(b"\n")
-        _write_lines(lines, prefix, out, lock)
-    _write_lines([pending], prefix, out, lock)
+        _write_lines(lines, prefix, sink, in_traceback)
+    _write_lines([pending], prefix, sink, in_traceback)
     pipe.close()
 
 
-def _write_lines(lines: list[bytes], prefix: str, out: IO[str], lock: threading.Lock) -> None:
+def _write_lines(lines: list[bytes], prefix: str, sink: _Sink, in_traceback: list[bool]) -> None:
     text = [line.decode("utf-8", errors="replace").rstrip() for line in lines]
     text = [line for line in text if line and not native_noise.is_known_harmless(line)]
-    if not text:
-        return
-    with lock:
-        out.write("".join(f"{prefix}{line}\n" for line in text))
-        out.flush()
+    shown = []
+    for line in text:
+        if line.startswith("Traceback (most recent call last):"):
+            in_traceback[0] = True
+        elif in_traceback[0] and not line.startswith((" ", "\t", "During handling", "The above exception")):
+            in_traceback[0] = False  # the exception line itself
+            shown.append(f"{prefix}{line} (traceback in {WORKERS_LOG})")
+        elif not in_traceback[0]:
+            shown.append(f"{prefix}{line}")
+    sink.write(shown, [f"{prefix}{line}" for line in text])
 
 
 def die_with_launcher() -> None:
