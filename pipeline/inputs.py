@@ -132,7 +132,7 @@ def _check_tfrecord_images(path: str, config: PipelineConfig) -> None:
 
     pattern = os.path.join(path, "*") if os.path.isdir(path) else path
     files = data.list_files([pattern])
-    compression = data.COMPRESSION if all(name.endswith(".gz") for name in files) else ""
+    compression = data.compression_of(files)
     preparation = pixels.Preparation(config.train.image_size, config.train.channels)
     feature = {contract.IMAGE_KEY: tf.io.FixedLenFeature([], tf.string)}
     records = tf.data.TFRecordDataset(files, compression_type=compression).take(TFRECORD_IMAGES_CHECKED)

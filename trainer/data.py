@@ -114,7 +114,7 @@ def record_shapes(file_patterns: list[str], limit: int, compression: str = COMPR
     shapes = []
     files = list_files(file_patterns)
     if compression == "auto":
-        compression = COMPRESSION if all(name.endswith(".gz") for name in files) else ""
+        compression = compression_of(files)
     try:
         for record in tf.data.TFRecordDataset(files, compression_type=compression).take(limit):
             parsed = tf.io.parse_single_example(record, features)
@@ -126,6 +126,11 @@ def record_shapes(file_patterns: list[str], limit: int, compression: str = COMPR
     if not shapes:
         raise NoDataError(f"no records in {list(file_patterns)}")
     return shapes
+
+
+def compression_of(files: list[str]) -> str:
+    """TFRecordDataset's compression_type for files named as Beam names them: GZIP when all end in .gz."""
+    return COMPRESSION if files and all(name.endswith(".gz") for name in files) else ""
 
 
 def stored_shape(file_patterns: list[str]) -> tuple[int, int]:
