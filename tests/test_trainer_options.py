@@ -155,6 +155,16 @@ def test_a_class_with_no_training_image_is_kept_and_classes_ship_with_their_name
     assert images.shape == (1, 16, 16, 1)
 
 
+def test_without_class_names_the_top_class_in_the_eval_split_is_kept(tmp_path: Path):
+    """Arrays and imported TFRecords have no class folders: the class set is the labels of every split."""
+    uri = tmp_path / "examples"
+    _write_split(uri / "Split-train", _blobs(24, 16, 1, seed=8), labels=np.arange(24) % 3)
+    _write_split(uri / "Split-eval", _blobs(4, 16, 1, seed=9), labels=np.array([3, 3, 0, 1]))
+    result = train_run(TrainerConfig(**{**TINY, "conditional": True, "steps": 1, "sample_every": 1}),
+                       [str(uri / "Split-train" / "*")], str(tmp_path / "run"))
+    assert result.cfg.num_classes == 4 and result.class_names == ("0", "1", "2", "3")
+
+
 @pytest.mark.parametrize(
     "override, message",
     [

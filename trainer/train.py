@@ -459,8 +459,8 @@ def _with_classes(cfg: TrainerConfig, train_files: list[str]) -> tuple[TrainerCo
 
     The class set is the one ingestion recorded (``label_names`` in the ingest
     report beside the splits), so a class whose only images landed in the eval
-    split is still a class of the generator; without a report (TFRecords from
-    elsewhere) it is 1 + the largest training label, named by number.
+    split is still a class of the generator; without one (arrays, TFRecords
+    from elsewhere) it is 1 + the largest label of all splits, named by number.
     """
     if not cfg.conditional:
         return cfg, ()
@@ -473,7 +473,11 @@ def _with_classes(cfg: TrainerConfig, train_files: list[str]) -> tuple[TrainerCo
                          f"{labels.size} have none (label -1)")
     names = recorded_label_names(train_files)
     largest = int(labels.max())
-    classes = cfg.num_classes or (len(names) if names else largest + 1)
+    if not names:  # arrays, TFRecords: the top class may have landed in the eval split only
+        siblings = _sibling_splits(train_files)
+        others = read_labels(siblings) if siblings else np.zeros([0], np.int64)
+        largest_anywhere = max(largest, int(others.max()) if others.size else largest)
+    classes = cfg.num_classes or (len(names) if names else largest_anywhere + 1)
     if largest >= classes:
         raise TrainingDataError(f"train.num_classes={classes}: the training data has label {largest}")
     if classes < 2:
@@ -485,6 +489,19 @@ def _with_classes(cfg: TrainerConfig, train_files: list[str]) -> tuple[TrainerCo
     if len(names) != classes:
         names = [str(index) for index in range(classes)]
     return dataclasses.replace(cfg, num_classes=classes), tuple(names)
+
+
+def _sibling_splits(train_files: list[str]) -> list[str]:
+    """The other splits' file patterns next to ``<examples>/Split-train/*`` (ExampleGen's layout)."""
+    patterns = []
+    for pattern in train_files:
+        split_dir = os.path.dirname(pattern)
+        if os.path.basename(split_dir).startswith("Split-"):
+            for sibling in tf.io.gfile.glob(os.path.join(os.path.dirname(split_dir), "Split-*")):
+                if sibling.rstrip("/") != split_dir.rstrip("/") and tf.io.gfile.glob(
+                        os.path.join(sibling, os.path.basename(pattern))):
+                    patterns.append(os.path.join(sibling, os.path.basename(pattern)))
+    return patterns
 
 
 def recorded_label_names(train_files: list[str]) -> list[str]:
