@@ -14,6 +14,7 @@ import time
 import warnings
 
 from ganpipe import native_noise
+from ganpipe.atomic import write_atomically
 from ganpipe.pipeline.config import ConfigError, load_config
 
 EXIT_STOPPED = 1
@@ -256,14 +257,20 @@ def _run(args: argparse.Namespace) -> int:
     print(f"ganpipe: output: {config.output_dir}")
 
     from ganpipe.cli import summary
+    from ganpipe.pipeline import abandoned_runs
     from ganpipe.pipeline.local_runner import run_local
 
     started_ms = int(time.time() * 1000)
     started = time.monotonic()
-    try:
-        run_local(config, data)
-    except Exception as error:  # a component failed: one message, traceback kept in a file
-        return _report_stop(error, config.output_dir)
+    sweep = lambda: abandoned_runs.mark_abandoned(config.metadata_path, config.pipeline_root)  # noqa: E731
+    with abandoned_runs.run_lock(config.output_dir, when_alone=sweep) as abandoned:
+        if abandoned:
+            print(f"ganpipe: MLMD: marked FAILED {len(abandoned)} execution(s) a killed run left RUNNING "
+                  f"({', '.join(abandoned)})")
+        try:
+            run_local(config, data)
+        except Exception as error:  # a component failed: one message, traceback kept in a file
+            return _report_stop(error, config.output_dir)
     print(summary.summarize(config, started_ms, time.monotonic() - started))
     return 0
 
@@ -279,8 +286,7 @@ def _report_stop(error: Exception, output_dir: str) -> int:
         print("ganpipe: nothing downstream of the data gate ran; nothing was pushed.", file=sys.stderr)
     else:
         trace_path = os.path.abspath(os.path.join(output_dir, "last_error.txt"))
-        with open(trace_path, "w", encoding="utf-8") as handle:
-            handle.write("".join(traceback.format_exception(error)))
+        write_atomically(trace_path, "".join(traceback.format_exception(error)))
         print(f"ganpipe: full traceback: {trace_path}", file=sys.stderr)
     return EXIT_STOPPED
 

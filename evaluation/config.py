@@ -65,6 +65,8 @@ class EvaluateConfig:
             parse_spec(self.extractor)
         except ValueError as error:
             raise ValueError(f"evaluate.extractor: {error}") from None
+        if not 0 <= self.seed <= 2**31 - 1:  # TF's op seeds
+            raise ValueError(f"evaluate.seed={self.seed}: must be in [0, {2**31 - 1}]")
         if not 16 <= self.num_samples <= 1_000_000:
             raise ValueError(f"evaluate.num_samples={self.num_samples}: must be in [16, 1000000]")
         for name in ("max_fid", "max_kid", "max_fid_over_floor", "min_recall", "min_coverage",

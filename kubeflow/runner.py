@@ -32,6 +32,7 @@ import os
 import sys
 import tempfile
 
+from ganpipe.atomic import write_atomically
 from ganpipe.pipeline.config import OBJECT_STORE_SCHEMES, ConfigError, PipelineConfig
 
 IMAGE_ASSETS_DIR = "/opt/ganpipe"  # where the Dockerfile bakes schemas and bundled data
@@ -172,12 +173,13 @@ def write_kfp_package(job_path: str, package_path: str, config: PipelineConfig) 
     executors = {label: {"pvcMount": copy.deepcopy(mounts)}
                  for label, executor in pipeline_spec["deploymentSpec"]["executors"].items() if "container" in executor}
     platform_spec = {"platforms": {"kubernetes": {"deploymentSpec": {"executors": executors}}}}
-    with open(package_path, "w", encoding="utf-8") as handle:
-        handle.write("# Kubeflow Pipelines package written by `ganpipe compile` (PipelineSpec, then PlatformSpec).\n")
-        handle.write(json.dumps(pipeline_spec, indent=1, sort_keys=True))
-        handle.write("\n---\n")
-        handle.write(json.dumps(platform_spec, indent=1, sort_keys=True))
-        handle.write("\n")
+    write_atomically(package_path, "".join([
+        "# Kubeflow Pipelines package written by `ganpipe compile` (PipelineSpec, then PlatformSpec).\n",
+        json.dumps(pipeline_spec, indent=1, sort_keys=True),
+        "\n---\n",
+        json.dumps(platform_spec, indent=1, sort_keys=True),
+        "\n",
+    ]))
 
 
 def _on_cluster_storage(path: str, config: PipelineConfig) -> bool:

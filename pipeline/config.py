@@ -65,8 +65,8 @@ class DataConfig:
             raise ConfigError(f"data.eval_fraction={self.eval_fraction}: must be in (0, 1)")
         if not 0.0 <= self.max_bad_fraction <= 1.0:
             raise ConfigError(f"data.max_bad_fraction={self.max_bad_fraction}: must be in [0, 1]")
-        if self.min_images < 2:
-            raise ConfigError(f"data.min_images={self.min_images}: must be >= 2")
+        if not 2 <= self.min_images <= 10**9:
+            raise ConfigError(f"data.min_images={self.min_images}: must be in [2, 1000000000]")
         try:
             parse_colour(self.background)
         except ValueError as error:
@@ -92,8 +92,8 @@ class PushConfig:
             raise ConfigError(f"push.model_name={self.model_name!r}: must be a plain directory name")
         if self.model_name.isdigit():
             raise ConfigError(f"push.model_name={self.model_name!r}: a number would read as a version")
-        if self.keep_versions < 0:
-            raise ConfigError(f"push.keep_versions={self.keep_versions}: must be >= 0 (0 keeps all)")
+        if not 0 <= self.keep_versions <= 1_000_000:
+            raise ConfigError(f"push.keep_versions={self.keep_versions}: must be in [0, 1000000] (0 keeps all)")
         if "://" in self.serving_dir:
             raise ConfigError(f"push.serving_dir={self.serving_dir!r}: must be a local or mounted path; "
                               "versions appear by atomic rename, which object stores do not offer")
@@ -161,13 +161,16 @@ class KubeflowConfig:
         for name in ("pipeline_root_mount", "models_mount"):
             if not getattr(self, name).startswith("/"):
                 raise ConfigError(f"kubeflow.{name}={getattr(self, name)!r}: must be an absolute path")
-        for name in ("step_cpu", "step_memory_gb", "trainer_cpu", "trainer_memory_gb", "tfjob_poll_s"):
-            if getattr(self, name) <= 0:
-                raise ConfigError(f"kubeflow.{name}={getattr(self, name)}: must be > 0")
-        if self.trainer_gpus < 0:
-            raise ConfigError(f"kubeflow.trainer_gpus={self.trainer_gpus}: must be >= 0")
-        if self.tfjob_timeout_s < 60:
-            raise ConfigError(f"kubeflow.tfjob_timeout_s={self.tfjob_timeout_s}: must be >= 60")
+        # Upper bounds: what one Kubernetes node or pod can be given (the largest cloud machines have
+        # a few hundred cores, a few TiB and 16 accelerators), and a TFJob wait of at most 30 days.
+        for name, high in (("step_cpu", 1024), ("step_memory_gb", 16_384), ("trainer_cpu", 1024),
+                           ("trainer_memory_gb", 16_384), ("tfjob_poll_s", 3600)):
+            if not 0 < getattr(self, name) <= high:
+                raise ConfigError(f"kubeflow.{name}={getattr(self, name)}: must be in (0, {high}]")
+        if not 0 <= self.trainer_gpus <= 64:
+            raise ConfigError(f"kubeflow.trainer_gpus={self.trainer_gpus}: must be in [0, 64]")
+        if not 60 <= self.tfjob_timeout_s <= 30 * 86_400:
+            raise ConfigError(f"kubeflow.tfjob_timeout_s={self.tfjob_timeout_s}: must be in [60, {30 * 86_400}]")
         if "/" not in self.gpu_resource:
             raise ConfigError(f"kubeflow.gpu_resource={self.gpu_resource!r}: must be an extended resource "
                               "name such as nvidia.com/gpu")
@@ -319,6 +322,7 @@ def _set_dotted(config: PipelineConfig, dotted_key: str, raw: str) -> None:
     setattr(target, leaf, _coerce(parsed, hints[leaf], key=dotted_key))
 
 
+FLOAT32_MAX = 3.4028234663852886e38
 # Numeric settings that also take the word `auto`, and the value that stands for it.
 AUTO_KEYS = {"train.image_size": 0, "train.channels": 0, "train.batch_size": 0,
              "train.discriminator_dropout": AUTO_DROPOUT}
@@ -370,6 +374,8 @@ def _coerce(value: Any, field_type: Any, key: str) -> Any:
         if number is not None:
             if not math.isfinite(number):
                 raise ConfigError(f"{key}={value!r}: must be a finite number")
+            if abs(number) > FLOAT32_MAX:  # TensorFlow computes in float32: 1e39 would be inf there
+                raise ConfigError(f"{key}={value!r}: must be within +-{FLOAT32_MAX:.3g} (float32)")
             return number
     elif field_type is str:
         if isinstance(value, str):

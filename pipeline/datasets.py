@@ -11,12 +11,13 @@
 
 from __future__ import annotations
 
-import contextlib
+import io
 import os
-import tempfile
 
 import numpy as np
 from PIL import Image
+
+from ganpipe.atomic import write_atomically
 
 BUNDLED_SIZE = 32
 
@@ -56,17 +57,10 @@ def _digits(directory: str) -> str:
     digits = load_digits()
     images = np.stack([_upscale(image) for image in digits.images])
     os.makedirs(directory, exist_ok=True)
-    # A name of its own per writer, renamed into place: two runs materialising at once never share a
-    # partial file, and a reader sees no file or the whole one.
-    handle, partial = tempfile.mkstemp(dir=directory, prefix=".digits-", suffix=".partial.npz")
-    try:
-        with os.fdopen(handle, "wb") as stream:
-            np.savez_compressed(stream, images=images, labels=digits.target.astype(np.int64))
-        os.replace(partial, path)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(partial)
-        raise
+    # Two runs materialising at once never share a partial file, and a reader sees no file or the whole one.
+    buffer = io.BytesIO()
+    np.savez_compressed(buffer, images=images, labels=digits.target.astype(np.int64))
+    write_atomically(path, buffer.getvalue())
     return path
 
 

@@ -170,4 +170,11 @@ def _shape_line(found: dict) -> str:
 
 def _describe(preflight_result: dict) -> str:
     count = preflight_result.get("total_files") or preflight_result.get("num_images")
-    return f"{count} candidate images" if count else "checked"
+    described = f"{count} candidate images" if count else "checked"
+    skipped = preflight_result.get("broken_links")
+    outside = preflight_result.get("outside_links")
+    if skipped:
+        described += f", {skipped} link(s) that loop or point nowhere skipped"
+    if outside:
+        described += f", {outside} reached through links that leave the folder"
+    return described

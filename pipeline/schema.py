@@ -18,6 +18,7 @@ from google.protobuf import text_format
 from tensorflow_metadata.proto.v0 import schema_pb2
 
 from ganpipe import contract
+from ganpipe.atomic import write_atomically
 
 MAX_IMAGE_SIDE = 16384
 
@@ -61,6 +62,5 @@ def write_schema(schema: schema_pb2.Schema, pipeline_root: str) -> str:
     path = os.path.join(directory, "schema.pbtxt")
     if not tf.io.gfile.exists(path):
         tf.io.gfile.makedirs(directory)
-        with tf.io.gfile.GFile(path, "w") as handle:
-            handle.write(text)
+        write_atomically(path, text)  # two runs may write (and read) the same content-addressed file
     return path

@@ -15,6 +15,7 @@ import os
 import shutil
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
@@ -704,3 +705,58 @@ def test_links_that_loop_or_point_nowhere_are_counted_not_a_traceback(tmp_path):
     plan = sources.plan_inputs(str(data), sources.FOLDER)
     assert (len(plan.items), plan.broken_links) == (2, 3)
     assert sources.preflight(str(data), "auto", IngestConfig(image_size=16, channels=1))["broken_links"] == 3
+
+
+def test_links_that_leave_the_folder_are_read_counted_and_never_leak_content(tmp_path):
+    """Links out of the folder are followed (a folder of links into a shared store is a dataset), counted in
+    the preflight and the report, and a rejected target's bytes never reach the report."""
+    store, data = tmp_path / "store", tmp_path / "data"
+    _grey_pngs(store, 3)
+    _grey_pngs(data, 2)
+    secret = tmp_path / "secret.txt"
+    secret.write_text("root:x:0:0:secret-marker\n")
+    for index, png in enumerate(sorted(store.glob("*.png"))):
+        (data / f"linked_{index}.png").symlink_to(png)
+    (data / "x.png").symlink_to(secret)
+    (data / "inside.png").symlink_to(sorted(data.glob("*.png"))[0])  # a link that stays inside: not counted
+    found = sources.preflight(str(data), "auto", IngestConfig(image_size=16, channels=1))
+    assert found["outside_links"] == 4
+    document, _ = _ingest(data, tmp_path / "out")
+    assert (document["outside_links"], document["accepted"], document["rejected_total"]) == (4, 6, 1)
+    text = (tmp_path / "out" / report.REPORT_FILE).read_text()
+    assert "secret-marker" not in text and "root:x" not in text
+
+
+def test_an_unreadable_folder_is_one_line_not_a_traceback(tmp_path):
+    """Mode 000 as a user other than root (root reads it anyway): the child drops to `nobody` when run as root."""
+    import multiprocessing
+    import stat
+
+    shared = Path(tempfile.mkdtemp(prefix="ganpipe-perm-"))  # outside pytest's 0700 tmp, for `nobody`
+    try:
+        shared.chmod(0o755)
+        locked = shared / "locked"
+        _grey_pngs(locked, 2)
+        locked.chmod(0)
+        context = multiprocessing.get_context("fork")
+        queue = context.Queue()
+        child = context.Process(target=_detect_as_unprivileged, args=(str(locked), queue))
+        child.start()
+        child.join(60)
+        outcome = queue.get(timeout=5)
+        assert outcome.startswith("IngestInputError: cannot list"), outcome
+        assert "Permission denied" in outcome and "permissions" in outcome
+        locked.chmod(stat.S_IRWXU)
+    finally:
+        shutil.rmtree(shared, ignore_errors=True)
+
+
+def _detect_as_unprivileged(path: str, queue) -> None:
+    if os.geteuid() == 0:
+        os.setgid(65534)
+        os.setuid(65534)  # nobody
+    try:
+        sources.detect_format(path)
+        queue.put("no error")
+    except Exception as error:  # noqa: BLE001 - the test reports what escaped
+        queue.put(f"{type(error).__name__}: {error}")

@@ -36,6 +36,7 @@ from typing import Any
 
 import tensorflow as tf
 
+from ganpipe.atomic import write_atomically
 from ganpipe.trainer.config import TrainerConfig
 
 LOGGER = logging.getLogger(__name__)
@@ -167,10 +168,7 @@ def _scratch_directory(directory: str, task: str) -> str:
 
 
 def _write_json(path: str, value: Any) -> None:
-    temporary = path + ".tmp"
-    with tf.io.gfile.GFile(temporary, "w") as handle:
-        handle.write(json.dumps(value, sort_keys=True))
-    tf.io.gfile.rename(temporary, path, overwrite=True)
+    write_atomically(path, json.dumps(value, sort_keys=True))
 
 
 def _read_json(path: str) -> Any:

@@ -16,6 +16,8 @@ from typing import Mapping, Sequence
 import numpy as np
 from matplotlib.figure import Figure
 
+from ganpipe.atomic import write_atomically
+
 DPI = 100
 
 
@@ -125,11 +127,6 @@ def _save(figure: Figure, path: str) -> None:
         import tensorflow as tf
 
         tf.io.gfile.makedirs(os.path.dirname(path))
-        with tf.io.gfile.GFile(path, "wb") as handle:
-            handle.write(data)
-        return
-    directory = os.path.dirname(path)
-    if directory:
-        os.makedirs(directory, exist_ok=True)
-    with open(path, "wb") as handle:
-        handle.write(data)
+    elif os.path.dirname(path):
+        os.makedirs(os.path.dirname(path), exist_ok=True)
+    write_atomically(path, data)  # a viewer or a second run never reads half a PNG

@@ -82,6 +82,7 @@ class Executor(base_beam_executor.BaseBeamExecutor):
             hidden_files=plan.hidden_files,
             hidden_dirs=plan.hidden_dirs,
             broken_links=plan.broken_links,
+            outside_links=plan.outside_links,
             seconds=seconds,
             settings=config.to_dict(),
             shape=decision.to_dict(),

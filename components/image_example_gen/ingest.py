@@ -21,6 +21,7 @@ import tensorflow as tf
 
 from ganpipe.components.image_example_gen import arrays, pixels, report, sources, validation
 from ganpipe import contract
+from ganpipe.atomic import write_atomically
 
 REJECTED = "rejected"
 TFRECORD_PREFIX = "data_tfrecord"  # what stock ExampleGen names its shards
@@ -129,8 +130,7 @@ def with_distinct(summary: dict, distinct: int) -> dict:
 
 
 def write_json(document: dict, path: str) -> None:
-    with tf.io.gfile.GFile(path, "w") as handle:
-        handle.write(json.dumps(document, indent=1))
+    write_atomically(path, json.dumps(document, indent=1))
 
 
 @beam.ptransform_fn

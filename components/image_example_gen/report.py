@@ -73,6 +73,7 @@ def build_report(
     hidden_dirs: int,
     seconds: float,
     broken_links: int = 0,
+    outside_links: int = 0,
     settings: Optional[dict] = None,
     shape: Optional[dict] = None,
 ) -> dict:
@@ -96,6 +97,7 @@ def build_report(
         "hidden_files": hidden_files,
         "hidden_dirs": hidden_dirs,
         "broken_links": broken_links,  # links that loop or point nowhere, skipped
+        "outside_links": outside_links,  # files reached through links that leave the folder, read
         "seconds": round(seconds, 3),
         "images_per_second": round(total_files / seconds, 1) if seconds > 0 else None,
         "settings": dict(settings or {}),

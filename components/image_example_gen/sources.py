@@ -67,6 +67,7 @@ class InputPlan:
     hidden_files: int = 0  # dotfiles skipped
     hidden_dirs: int = 0  # dot-folders skipped (not descended into)
     broken_links: int = 0  # links to files that loop or point nowhere, skipped
+    outside_links: int = 0  # files reached through a link that leaves the folder, read like the rest
     label_names: list = dataclasses.field(default_factory=list)
     array_files: list = dataclasses.field(default_factory=list)
 
@@ -106,11 +107,15 @@ def detect_format(path: str, data_format: str = "auto") -> str:
                                "an IDX file (*images*idx3-ubyte[.gz]) or TFRecords (.tfrecord[.gz])")
     if not os.path.isdir(path):
         raise IngestInputError(f"input path {path} is neither a file nor a folder")
-    top_files = _visible_top_files(path)
+    try:
+        top_files = _visible_top_files(path)
+        with os.scandir(path) as entries:
+            has_subfolders = any(not entry.name.startswith(".") and _is_dir(entry) for entry in entries)
+    except OSError as error:  # mode 000, or a folder on a mount that went away
+        raise IngestInputError(f"cannot list {display_name(path)}: {error.strerror}; check its permissions "
+                               "(the user running ganpipe needs read and execute on it)") from None
     if any(arrays.is_idx_name(entry) for entry in top_files):
         return IDX
-    with os.scandir(path) as entries:
-        has_subfolders = any(not entry.name.startswith(".") and _is_dir(entry) for entry in entries)
     if top_files and not has_subfolders:
         lowered = [entry.lower() for entry in top_files]
         if all(entry.endswith(".npz") for entry in lowered):
@@ -187,6 +192,7 @@ def preflight(path: str, data_format: str = "auto", config: IngestConfig | None 
         "hidden_files": plan.hidden_files,
         "hidden_dirs": plan.hidden_dirs,
         "broken_links": plan.broken_links,
+        "outside_links": plan.outside_links,
         "checked": checked,
         "first_valid": display_name(source),
         "first_image": {"format": check.image_format, "height": check.height, "width": check.width,
@@ -225,14 +231,15 @@ def _preflight_candidates(plan: InputPlan):
 def _plan_folder(root: str, labels_from_subfolders: bool) -> InputPlan:
     if not os.path.isdir(root):
         raise IngestInputError(f"{root} is not a folder")
-    files, hidden_files, hidden_dirs, broken_links = _walk(root)
+    walk = _walk(root)
+    files = walk.files
     if not files:
-        if broken_links:
-            raise IngestInputError(f"folder {display_name(root)} holds no readable file: {broken_links} link(s) "
+        if walk.broken_links:
+            raise IngestInputError(f"folder {display_name(root)} holds no readable file: {walk.broken_links} link(s) "
                                    "loop or point nowhere; fix or remove them")
-        if hidden_files or hidden_dirs:
-            raise IngestInputError(f"folder {root} holds only hidden files ({hidden_files} hidden file(s), "
-                                   f"{hidden_dirs} hidden folder(s)); put images in it")
+        if walk.hidden_files or walk.hidden_dirs:
+            raise IngestInputError(f"folder {root} holds only hidden files ({walk.hidden_files} hidden file(s), "
+                                   f"{walk.hidden_dirs} hidden folder(s)); put images in it")
         raise IngestInputError(f"folder {root} is empty: put images in it (PNG, JPEG, BMP or GIF)")
     label_names: list[str] = []
     if labels_from_subfolders and _all_images_in_subfolders(root, files):
@@ -249,8 +256,9 @@ def _plan_folder(root: str, labels_from_subfolders: bool) -> InputPlan:
         raise IngestInputError(f"class folders in {display_name(root)} show the same name once non-UTF-8 bytes are "
                                f"escaped ({', '.join(same)}): rename one of them")
     label_names = shown
-    return InputPlan(path=root, format=FOLDER, items=items, total=len(items), hidden_files=hidden_files,
-                     hidden_dirs=hidden_dirs, label_names=label_names, broken_links=broken_links)
+    return InputPlan(path=root, format=FOLDER, items=items, total=len(items), hidden_files=walk.hidden_files,
+                     hidden_dirs=walk.hidden_dirs, label_names=label_names, broken_links=walk.broken_links,
+                     outside_links=walk.outside_links)
 
 
 def _all_images_in_subfolders(root: str, files: list[str]) -> bool:
@@ -273,24 +281,38 @@ def _all_images_in_subfolders(root: str, files: list[str]) -> bool:
     return True
 
 
-def _walk(root: str) -> tuple[list[str], int, int, int]:
+@dataclasses.dataclass
+class _Walk:
+    files: list[str] = dataclasses.field(default_factory=list)  # sorted, relative to the root
+    hidden_files: int = 0
+    hidden_dirs: int = 0
+    broken_links: int = 0
+    outside_links: int = 0
+
+
+def _walk(root: str) -> _Walk:
     """Regular, non-hidden files under root (sorted, relative); hidden entries are counted, not listed.
 
-    Folder links are followed, as `ls` and a file manager show them (a class
-    folder linked from elsewhere is a class); a folder already walked (a link
-    loop, or two links to one folder) is not walked again.
+    Links are followed, as `ls` and a file manager show them, also when they
+    leave the folder: a dataset assembled from links into a shared store (one
+    class folder linked from elsewhere, or a link per file) is common, and
+    ganpipe reads every file as an image and never copies a rejected file's
+    bytes anywhere. Files whose real path is outside the folder are counted
+    (``outside_links``) so the report shows it. A folder already walked (a
+    link loop, or two links to one folder) is not walked again.
     """
-    files: list[str] = []
-    hidden_files = hidden_dirs = broken_links = 0
+    walk = _Walk()
     walked: set[str] = set()
 
     def fail(error: OSError) -> None:
-        raise IngestInputError(f"cannot list {error.filename}: {error.strerror}")
+        raise IngestInputError(f"cannot list {display_name(error.filename or root)}: {error.strerror}; "
+                               "check its permissions")
 
-    walked.add(os.path.realpath(root))
+    real_root = os.path.realpath(root)
+    walked.add(real_root)
     for folder, dirnames, filenames in os.walk(root, onerror=fail, followlinks=True):
         hidden = [name for name in dirnames if name.startswith(".")]
-        hidden_dirs += len(hidden)
+        walk.hidden_dirs += len(hidden)
         kept = []
         for name in sorted(name for name in dirnames if not name.startswith(".")):
             # Claimed when first seen, not when entered: two links to one folder, or folders linking
@@ -302,14 +324,16 @@ def _walk(root: str) -> tuple[list[str], int, int, int]:
         dirnames[:] = kept
         for name in sorted(filenames):
             if name.startswith("."):
-                hidden_files += 1
+                walk.hidden_files += 1
                 continue
             full = os.path.join(folder, name)
             if os.path.isfile(full):  # skips sockets, FIFOs, broken links
-                files.append(os.path.relpath(full, root))
+                walk.files.append(os.path.relpath(full, root))
+                if os.path.commonpath([real_root, os.path.realpath(full)]) != real_root:
+                    walk.outside_links += 1
             elif os.path.islink(full) and not os.path.exists(full):  # a loop, or a dangling link
-                broken_links += 1
-    return files, hidden_files, hidden_dirs, broken_links
+                walk.broken_links += 1
+    return walk
 
 
 def _visible_top_files(folder: str) -> list[str]:
