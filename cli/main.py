@@ -40,8 +40,15 @@ def _quiet_third_party_noise() -> None:
         warnings.filterwarnings("ignore", message=message, category=FutureWarning)
 
 
+class _OneLineErrors(argparse.ArgumentParser):
+    """argparse prints the usage before the error; like every other refusal here, it is one line."""
+
+    def error(self, message: str):
+        self.exit(EXIT_BAD_INPUT, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+
+
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="ganpipe", description=__doc__.splitlines()[0])
+    parser = _OneLineErrors(prog="ganpipe", description=__doc__.splitlines()[0])
     commands = parser.add_subparsers(dest="command")
     run = commands.add_parser("run", help="run the whole pipeline locally (LocalDagRunner)")
     run.add_argument("--data", help="image folder, IDX file/folder, .npz, TFRecords, or 'digits' (default)")
@@ -146,6 +153,9 @@ def _add_cluster_commands(commands: argparse._SubParsersAction) -> None:
         command.add_argument("--host", help="KFP endpoint (kubeflow.host), e.g. http://localhost:8080")
         command.add_argument("--package", help="submit this compiled .yaml instead of compiling")
         command.add_argument("--namespace", help="KFP multi-user namespace (profile); omit for single-user KFP")
+        command.add_argument("--param", action="append", default=[], metavar="NAME=VALUE",
+                             help="a run-time parameter of the package, e.g. --param max_fid_over_floor=4 "
+                                  "(names: docs/deploy.md; repeatable)")
     submit.add_argument("--run-name", help="display name of the run")
     schedule.add_argument("--cron", required=True,
                           help="5-field cron ('0 3 * * *', converted) or KFP's 6-field cron with seconds first")
@@ -194,7 +204,8 @@ def _submit(args: argparse.Namespace) -> int:
         config, package = _compile_for_cluster(args)
         submitted = kfp_client.submit(
             package, config.kubeflow.host, config.kubeflow.experiment, config.kubeflow.pipeline_root,
-            run_name=args.run_name, namespace=args.namespace, service_account=config.kubeflow.service_account)
+            run_name=args.run_name, namespace=args.namespace, service_account=config.kubeflow.service_account,
+            params=args.param)
     except (ConfigError, kfp_client.SubmitError) as error:
         print(f"ganpipe: error: {error}", file=sys.stderr)
         return EXIT_BAD_INPUT
@@ -212,7 +223,7 @@ def _schedule(args: argparse.Namespace) -> int:
         submitted = kfp_client.schedule(
             package, config.kubeflow.host, args.cron, config.kubeflow.experiment, config.kubeflow.pipeline_root,
             job_name=args.name or f"{config.pipeline_name}-schedule", namespace=args.namespace,
-            service_account=config.kubeflow.service_account)
+            service_account=config.kubeflow.service_account, params=args.param)
     except (ConfigError, cron.CronError, kfp_client.SubmitError) as error:
         print(f"ganpipe: error: {error}", file=sys.stderr)
         return EXIT_BAD_INPUT
@@ -246,13 +257,13 @@ def _run(args: argparse.Namespace) -> int:
 
     try:
         config = load_config(args.config, _overrides(args))
-        config.output_dir = os.path.abspath(config.output_dir)  # artifacts and printed paths are absolute
+        _expand_local_paths(config)
         config.check_local_files()
         data = inputs.resolve(config)
+        _make_output_dir(config.output_dir)
     except (ConfigError, IngestInputError) as error:
         print(f"ganpipe: error: {error}", file=sys.stderr)
         return EXIT_BAD_INPUT
-    os.makedirs(config.output_dir, exist_ok=True)
     print(f"ganpipe: input: {data.summary}")
     print(f"ganpipe: output: {config.output_dir}")
 
@@ -273,6 +284,22 @@ def _run(args: argparse.Namespace) -> int:
             return _report_stop(error, config.output_dir)
     print(summary.summarize(config, started_ms, time.monotonic() - started))
     return 0
+
+
+def _expand_local_paths(config) -> None:
+    """``~`` and relative local paths made absolute once, so every component gets the path that was checked."""
+    config.output_dir = os.path.abspath(os.path.expanduser(config.output_dir))
+    if config.push.serving_dir:
+        config.push.serving_dir = os.path.abspath(os.path.expanduser(config.push.serving_dir))
+    if config.train.checkpoint_dir and "://" not in config.train.checkpoint_dir:
+        config.train.checkpoint_dir = os.path.abspath(os.path.expanduser(config.train.checkpoint_dir))
+
+
+def _make_output_dir(path: str) -> None:
+    try:
+        os.makedirs(path, exist_ok=True)
+    except OSError as error:  # a file on the way, a link that loops, no permission, a name too long
+        raise ConfigError(f"output_dir {path}: cannot create it: {error.strerror}") from None
 
 
 def _report_stop(error: Exception, output_dir: str) -> int:

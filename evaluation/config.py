@@ -18,6 +18,12 @@ from ganpipe import settings
 from ganpipe.evaluation.feature_extractors import DEFAULT_EXTRACTOR, INCEPTION, parse_spec
 
 
+# The gate's limits: the settings a scheduled run or the Kubeflow UI may change without recompiling
+# (runtime parameters, kubeflow/runner.py), and GanEvaluator's per-limit execution properties.
+GATE_LIMITS = ("max_fid", "max_kid", "min_recall", "min_coverage", "max_fid_over_floor",
+               "min_coverage_of_floor", "min_improvement")
+
+
 @dataclasses.dataclass
 class EvaluateConfig:
     """The gate's settings. Every absolute limit set to 0 is off.
@@ -114,6 +120,14 @@ class EvaluateConfig:
                 cached_inception_weights()
             except FileNotFoundError as error:
                 raise ValueError(f"evaluate.extractor: {error}") from None
+
+    def with_limits(self, limits: Mapping[str, float | None]) -> "EvaluateConfig":
+        """A copy with the given gate limits (None: keep this one's); raises ValueError as validate does."""
+        unknown = sorted(set(limits) - set(GATE_LIMITS))
+        if unknown:
+            raise ValueError(f"not gate limits: {', '.join(unknown)} (known: {', '.join(GATE_LIMITS)})")
+        changed = {name: float(value) for name, value in limits.items() if value is not None}
+        return dataclasses.replace(self, **changed)  # __post_init__ validates
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)

@@ -16,6 +16,13 @@ import os
 import tempfile
 
 
+def _umask() -> int:
+    """The process umask (reading it means setting it; the window is one system call)."""
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
 def write_atomically(path: str, data: bytes | str) -> None:
     """Writes ``data`` (str as UTF-8) to ``path``; the parent folder must exist (local) or be creatable.
 
@@ -32,6 +39,9 @@ def write_atomically(path: str, data: bytes | str) -> None:
     directory = os.path.dirname(os.path.abspath(path))
     handle, partial = tempfile.mkstemp(dir=directory, prefix=f".{os.path.basename(path)}.", suffix=".partial")
     try:
+        # mkstemp makes the file 0600; give it the mode open() would (0666 less the umask), so others
+        # sharing the output (a viewer, TF Serving, a teammate) can read it.
+        os.chmod(partial, 0o666 & ~_umask())
         with os.fdopen(handle, "wb") as stream:
             stream.write(payload)
         os.replace(partial, path)

@@ -10,6 +10,8 @@ interval must not pile up GPU jobs.
 from __future__ import annotations
 
 import dataclasses
+import json
+import math
 import os
 import urllib.parse
 from typing import Any, Callable
@@ -66,6 +68,83 @@ def validate_package(path: str) -> str:
     return path
 
 
+def validate_params(package: str, raw: list[str]) -> dict[str, Any]:
+    """``NAME=VALUE`` items -> the run's parameter values, checked against the package and the config's rules.
+
+    Names must be parameters the package declares (``ganpipe compile`` declares
+    RUNTIME_PARAMETERS of pipeline/pipeline.py); numbers must be finite and
+    within the config's range; ``train_args`` must be TrainArgs JSON with a
+    step count train.steps accepts. Raises SubmitError; nothing is sent.
+    """
+    if not raw:
+        return {}
+    from kfp.client.client import _extract_pipeline_yaml
+    from kfp.pipeline_spec import pipeline_spec_pb2
+
+    declared = _extract_pipeline_yaml(package).pipeline_spec.root.input_definitions.parameters
+    values: dict[str, Any] = {}
+    for item in raw:
+        name, separator, text = item.partition("=")
+        name = name.strip()
+        if not separator or not name:
+            raise SubmitError(f"--param {item!r}: expected NAME=VALUE")
+        if name not in declared:
+            raise SubmitError(f"--param {name}: the package declares no such parameter "
+                              f"(it has: {', '.join(sorted(declared)) or 'none'})")
+        if declared[name].parameter_type == pipeline_spec_pb2.ParameterType.NUMBER_DOUBLE:
+            try:
+                number = float(text)
+            except ValueError:
+                raise SubmitError(f"--param {name}={text!r}: expected a number") from None
+            if not math.isfinite(number):
+                raise SubmitError(f"--param {name}={text!r}: must be a finite number")
+            values[name] = number
+        else:
+            values[name] = text
+        _check_param(name, values[name])
+    return values
+
+
+def _check_param(name: str, value: Any) -> None:
+    """The same ranges the config enforces, for the parameters ganpipe declares."""
+    from ganpipe.evaluation.config import GATE_LIMITS, EvaluateConfig
+    from ganpipe.pipeline.config import OBJECT_STORE_SCHEMES
+
+    try:
+        if name in GATE_LIMITS:
+            EvaluateConfig().with_limits({name: value})
+        elif name == "max_bad_fraction" and not 0.0 <= value <= 1.0:
+            raise ValueError("must be in [0, 1]")
+        elif name == "data_path" and not (value.startswith(OBJECT_STORE_SCHEMES) or value.startswith("/")):
+            raise ValueError(f"must be object storage ({', '.join(OBJECT_STORE_SCHEMES)}...) or an absolute "
+                             "path on the pipeline-root volume")
+        elif name == "train_args":
+            _check_train_args(value)
+    except ValueError as error:
+        raise SubmitError(f"--param {name}={value!r}: {error}") from None
+
+
+def _check_train_args(text: str) -> None:
+    from google.protobuf import json_format
+    from tfx.proto import trainer_pb2
+
+    from ganpipe.trainer.config import UPPER_BOUNDS
+
+    example = '{"splits": ["train"], "num_steps": 2000}'
+    try:
+        document = json.loads(text)
+        if not isinstance(document, dict):
+            raise ValueError("not a JSON object")
+        train_args = json_format.ParseDict(document, trainer_pb2.TrainArgs())
+    except (ValueError, json_format.ParseError) as error:  # JSONDecodeError is a ValueError
+        raise ValueError(f"not TrainArgs JSON such as {example} ({error})") from None
+    low, high = UPPER_BOUNDS["steps"]
+    if not low <= train_args.num_steps <= high:
+        raise ValueError(f"num_steps must be in [{low}, {high}]")
+    if list(train_args.splits) not in ([], ["train"]):
+        raise ValueError('splits must be ["train"]: the generator trains on the train split')
+
+
 def run_link(host: str, run_id: str) -> str:
     return f"{host}/#/runs/details/{run_id}"
 
@@ -83,13 +162,15 @@ def submit(
     namespace: str | None = None,
     service_account: str | None = None,
     client_factory: Callable[..., Any] | None = None,
+    params: list[str] | None = None,
 ) -> Submitted:
-    """Starts one run of the package; returns its id and UI link."""
+    """Starts one run of the package; returns its id and UI link. ``params``: ``NAME=VALUE`` (validate_params)."""
     host = validate_host(host)
     package = validate_package(package)
+    arguments = validate_params(package, params or [])
     client = _client(host, namespace, client_factory)
     result = client.create_run_from_pipeline_package(
-        package, run_name=run_name, experiment_name=experiment, namespace=namespace,
+        package, arguments=arguments, run_name=run_name, experiment_name=experiment, namespace=namespace,
         pipeline_root=pipeline_root or None, enable_caching=False, service_account=service_account or None)
     return Submitted("run", result.run_id, run_link(host, result.run_id))
 
@@ -104,16 +185,19 @@ def schedule(
     namespace: str | None = None,
     service_account: str | None = None,
     client_factory: Callable[..., Any] | None = None,
+    params: list[str] | None = None,
 ) -> Submitted:
     """Creates a recurring run: no catch-up, at most one run at a time; returns its id and UI link."""
     parsed = cron_rules.parse(cron)  # CronError is a ValueError the CLI reports
     host = validate_host(host)
     package = validate_package(package)
+    arguments = validate_params(package, params or [])
     client = _client(host, namespace, client_factory)
     experiment_id = client.create_experiment(name=experiment, namespace=namespace).experiment_id
     recurring = client.create_recurring_run(
         experiment_id=experiment_id, job_name=job_name, cron_expression=parsed.expression,
-        max_concurrency=1, no_catchup=True, pipeline_package_path=package, pipeline_root=pipeline_root or None,
+        max_concurrency=1, no_catchup=True, pipeline_package_path=package, params=arguments,
+        pipeline_root=pipeline_root or None,
         enable_caching=False, service_account=service_account or None)
     return Submitted("recurring run", recurring.recurring_run_id,
                      recurring_run_link(host, recurring.recurring_run_id), parsed.describe())

@@ -31,6 +31,7 @@ import json
 import os
 import sys
 import tempfile
+from typing import Any
 
 from ganpipe.atomic import write_atomically
 from ganpipe.pipeline.config import OBJECT_STORE_SCHEMES, ConfigError, PipelineConfig
@@ -113,13 +114,16 @@ def compile_pipeline(config: PipelineConfig, output_dir: str) -> CompiledPipelin
     from tfx import v1 as tfx
 
     from ganpipe.kubeflow import entrypoint
-    from ganpipe.pipeline.pipeline import create_pipeline
+    from ganpipe.pipeline.pipeline import create_pipeline, runtime_parameter_defaults
 
-    os.makedirs(output_dir, exist_ok=True)
+    try:
+        os.makedirs(output_dir, exist_ok=True)
+    except OSError as error:
+        raise ConfigError(f"output_dir {output_dir}: cannot create it: {error.strerror}") from None
     with tempfile.TemporaryDirectory() as scratch:
         schema_file = image_schema_file(cluster, scratch)
     pipeline = create_pipeline(cluster, data_path, data_format, pipeline_root=cluster.kubeflow.pipeline_root,
-                               schema_file=schema_file, on_cluster=True)
+                               schema_file=schema_file, on_cluster=True, runtime_parameters=True)
     for component in pipeline.components:
         resources = step_resources(cluster, component.id)
         if resources is not None and hasattr(component, "with_platform_config"):
@@ -138,7 +142,7 @@ def compile_pipeline(config: PipelineConfig, output_dir: str) -> CompiledPipelin
     runner.run(pipeline)
     job_path = os.path.join(output_dir, job_file)
     package_path = os.path.join(output_dir, f"{cluster.pipeline_name}.yaml")
-    write_kfp_package(job_path, package_path, cluster)
+    write_kfp_package(job_path, package_path, cluster, runtime_parameter_defaults(cluster, data_path))
     return CompiledPipeline(job_path, package_path, cluster.kubeflow.pipeline_root, cluster.kubeflow.image)
 
 
@@ -160,12 +164,25 @@ def step_resources(config: PipelineConfig, component_id: str):
     return spec
 
 
-def write_kfp_package(job_path: str, package_path: str, config: PipelineConfig) -> None:
-    """PipelineJob JSON -> the two-document YAML the kfp client uploads (JSON is valid YAML)."""
+def write_kfp_package(job_path: str, package_path: str, config: PipelineConfig,
+                      parameter_defaults: dict[str, Any] | None = None) -> None:
+    """PipelineJob JSON -> the two-document YAML the kfp client uploads (JSON is valid YAML).
+
+    ``parameter_defaults``: {runtime parameter: default}. TFX 1.16 declares the
+    pipeline's parameters without defaults (and leaves the PipelineJob's
+    runtimeConfig empty), so a run that does not set each one would fail
+    ("neither value nor default value provided for non-optional parameter",
+    kubeflow/pipelines backend/src/v2/driver/resolve.go). They are written as
+    the kfp SDK writes a parameter with a default: ``defaultValue`` and
+    ``isOptional: true``.
+    """
     with open(job_path, encoding="utf-8") as handle:
         job = json.load(handle)
     pipeline_spec = job["pipelineSpec"]
     pipeline_spec["defaultPipelineRoot"] = config.kubeflow.pipeline_root
+    declared = pipeline_spec["root"].get("inputDefinitions", {}).get("parameters", {})
+    for name, default in (parameter_defaults or {}).items():
+        declared[name].update(defaultValue=default, isOptional=True)
     mounts = [
         {"constant": config.kubeflow.pipeline_root_pvc, "mountPath": config.kubeflow.pipeline_root_mount},
         {"constant": config.kubeflow.models_pvc, "mountPath": config.kubeflow.models_mount},

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import reprlib
 import os
 import re
 import types
@@ -89,7 +90,9 @@ class PushConfig:
 
     def validate(self) -> None:
         if not self.model_name or "/" in self.model_name or self.model_name.startswith("."):
-            raise ConfigError(f"push.model_name={self.model_name!r}: must be a plain directory name")
+            raise ConfigError(f"push.model_name={_shown(self.model_name)}: must be a plain directory name")
+        if len(self.model_name) > 128:  # a folder name, and the name in every TF Serving URL
+            raise ConfigError(f"push.model_name={_shown(self.model_name)}: at most 128 characters")
         if self.model_name.isdigit():
             raise ConfigError(f"push.model_name={self.model_name!r}: a number would read as a version")
         if not 0 <= self.keep_versions <= 1_000_000:
@@ -219,7 +222,10 @@ class PipelineConfig:
 
     def validate(self) -> None:
         if not self.pipeline_name.replace("-", "").replace("_", "").isalnum():
-            raise ConfigError(f"pipeline_name={self.pipeline_name!r}: use letters, digits, '-' and '_'")
+            raise ConfigError(f"pipeline_name={_shown(self.pipeline_name)}: use letters, digits, '-' and '_'")
+        if len(self.pipeline_name) > 63:  # tfx.dsl.Pipeline refuses longer names
+            raise ConfigError(f"pipeline_name={_shown(self.pipeline_name)}: at most 63 characters "
+                              f"(it has {len(self.pipeline_name)})")
         if not self.output_dir:
             raise ConfigError("output_dir is empty")
         self.data.validate()
@@ -259,7 +265,7 @@ def load_config(yaml_path: str | None = None, overrides: Mapping[str, str] | Non
     if yaml_path:
         try:
             with open(yaml_path, encoding="utf-8") as handle:
-                loaded = yaml.safe_load(handle) or {}
+                loaded = yaml.load(handle, Loader=_StrictLoader)  # noqa: S506 - a SafeLoader subclass
         except OSError as error:
             raise ConfigError(f"cannot read config file {yaml_path}: {error.strerror}") from None
         except UnicodeDecodeError as error:  # a binary file, or Latin-1 text
@@ -268,6 +274,10 @@ def load_config(yaml_path: str | None = None, overrides: Mapping[str, str] | Non
         except yaml.YAMLError as error:
             detail = " ".join(str(error).split())  # one line
             raise ConfigError(f"config file {yaml_path} is not valid YAML: {detail}") from None
+        except RecursionError:
+            raise ConfigError(f"config file {yaml_path} nests too deeply to be a ganpipe config") from None
+        if loaded is None:  # an empty file (or only comments): the defaults
+            loaded = {}
         if not isinstance(loaded, dict):
             raise ConfigError(f"config file {yaml_path} must hold a mapping at top level")
         values = loaded
@@ -316,9 +326,13 @@ def _set_dotted(config: PipelineConfig, dotted_key: str, raw: str) -> None:
     hints = typing.get_type_hints(type(target))
     if leaf not in hints or dataclasses.is_dataclass(hints[leaf]):
         raise ConfigError(f"unknown config key: {dotted_key}")
-    parsed = _parse_scalar(raw, dotted_key) if isinstance(raw, str) else raw
-    if hints[leaf] is str and not isinstance(parsed, str):
-        parsed = raw  # keep "001" or "true" as typed when the field is a string
+    if hints[leaf] is str and isinstance(raw, str):
+        # Text keys keep the text as typed: YAML would read "photos #1" as "photos" (a comment),
+        # strip quotes, and refuse "[draft] imgs" or "@pics", all valid folder names.
+        _check_utf8(raw, dotted_key)
+        parsed: Any = raw
+    else:
+        parsed = _parse_scalar(raw, dotted_key) if isinstance(raw, str) else raw
     setattr(target, leaf, _coerce(parsed, hints[leaf], key=dotted_key))
 
 
@@ -328,16 +342,45 @@ AUTO_KEYS = {"train.image_size": 0, "train.channels": 0, "train.batch_size": 0,
              "train.discriminator_dropout": AUTO_DROPOUT}
 
 
-def _parse_scalar(raw: str, key: str) -> Any:
-    """A --set value as YAML reads it; a value YAML cannot read is a one-line error naming the key."""
+def _check_utf8(raw: str, key: str) -> None:
     try:
         raw.encode("utf-8")
     except UnicodeEncodeError:  # a path with bytes that are not UTF-8, as the shell passed it
-        raise ConfigError(f"{key}={ascii(raw)}: the name is not valid UTF-8; rename the folder") from None
+        raise ConfigError(f"{key}={_shown(raw)}: the name is not valid UTF-8; rename the folder") from None
+
+
+def _parse_scalar(raw: str, key: str) -> Any:
+    """A --set value as YAML reads it; a value YAML cannot read is a one-line error naming the key."""
+    _check_utf8(raw, key)
     try:
-        return yaml.safe_load(raw)
-    except yaml.YAMLError:
-        raise ConfigError(f"{key}={raw!r}: not a value YAML can read") from None
+        return yaml.load(raw, Loader=_StrictLoader)  # noqa: S506 - a SafeLoader subclass
+    except (yaml.YAMLError, RecursionError):
+        raise ConfigError(f"{key}={_shown(raw)}: not a value YAML can read") from None
+
+
+_SHOWN = reprlib.Repr()
+_SHOWN.maxstring = _SHOWN.maxother = 80
+_SHOWN.maxlist = _SHOWN.maxdict = 4
+_SHOWN.maxlevel = 2
+
+
+def _shown(value: Any) -> str:
+    """repr, cut short: a value in a message stays one readable line (a YAML alias bomb would be gigabytes)."""
+    return _SHOWN.repr(value)
+
+
+class _StrictLoader(yaml.SafeLoader):
+    """SafeLoader that refuses a key given twice in one mapping (PyYAML silently keeps the last)."""
+
+    def construct_mapping(self, node, deep=False):
+        seen = set()
+        for key_node, _ in node.value:
+            key = self.construct_object(key_node, deep=deep)
+            if isinstance(key, str) and key in seen:
+                raise yaml.constructor.ConstructorError(None, None, f"key {key!r} is given twice",
+                                                        key_node.start_mark)
+            seen.add(key)
+        return super().construct_mapping(node, deep=deep)
 
 
 def _as_float(value: Any) -> float | None:
@@ -373,13 +416,16 @@ def _coerce(value: Any, field_type: Any, key: str) -> Any:
         number = _as_float(value)
         if number is not None:
             if not math.isfinite(number):
-                raise ConfigError(f"{key}={value!r}: must be a finite number")
+                raise ConfigError(f"{key}={_shown(value)}: must be a finite number")
             if abs(number) > FLOAT32_MAX:  # TensorFlow computes in float32: 1e39 would be inf there
-                raise ConfigError(f"{key}={value!r}: must be within +-{FLOAT32_MAX:.3g} (float32)")
+                raise ConfigError(f"{key}={_shown(value)}: must be within +-{FLOAT32_MAX:.3g} (float32)")
             return number
     elif field_type is str:
         if isinstance(value, str):
+            if "\0" in value:
+                raise ConfigError(f"{key}={_shown(value)}: contains a NUL character")
+            _check_utf8(value, key)  # lone surrogates, e.g. YAML "\udcff"
             return value
     else:
         raise ConfigError(f"{key}: unsupported setting type {field_type}")
-    raise ConfigError(f"{key}={value!r}: expected {field_type.__name__}")
+    raise ConfigError(f"{key}={_shown(value)}: expected {field_type.__name__}")

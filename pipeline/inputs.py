@@ -95,13 +95,17 @@ def _tfrecord_shape(path: str, config: PipelineConfig) -> dict:
 def _check_writable_paths(config: PipelineConfig) -> None:
     """A checkpoint or serving directory that is a file, or cannot be created, fails in one line now,
     not at the Trainer or the Pusher after the whole run."""
-    for key, path in (("train.checkpoint_dir", config.train.checkpoint_dir),
+    for key, path in (("output_dir", config.output_dir),
+                      ("train.checkpoint_dir", config.train.checkpoint_dir),
                       ("push.serving_dir", config.serving_base)):
         if not path or "://" in path:  # object stores: checked by whoever mounts or owns them
             continue
         path = os.path.abspath(os.path.expanduser(path))
         existing = path
         while not os.path.exists(existing):  # the nearest part that exists must be a writable folder
+            if os.path.islink(existing):
+                raise ConfigError(f"{key}: {existing} is a link that points nowhere or loops; remove it or "
+                                  "choose another folder")
             existing = os.path.dirname(existing)
         if not os.path.isdir(existing):
             raise ConfigError(f"{key}: {existing} is a file, not a folder")

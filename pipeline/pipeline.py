@@ -9,6 +9,7 @@
 from __future__ import annotations
 
 import os
+from typing import Any
 
 import tensorflow_data_validation as tfdv
 from tfx import v1 as tfx
@@ -19,6 +20,7 @@ from ganpipe.components.gan_evaluator.component import GanEvaluator
 from ganpipe.components.image_example_gen.component import ImageExampleGen
 from ganpipe.components.image_example_gen.config import IngestConfig
 from ganpipe.components.serving_pusher.component import ServingPusher
+from ganpipe.evaluation.config import GATE_LIMITS
 from ganpipe import contract
 from ganpipe.pipeline import schema as curated_schema
 from ganpipe.pipeline.config import PipelineConfig
@@ -35,6 +37,7 @@ def create_pipeline(
     schema_file: str | None = None,
     on_cluster: bool | None = None,
     ingest: IngestConfig | None = None,
+    runtime_parameters: bool = False,
 ) -> tfx.dsl.Pipeline:
     """Builds the pipeline for an already resolved input (see ganpipe.pipeline.inputs).
 
@@ -43,12 +46,19 @@ def create_pipeline(
     `on_cluster` (default: inside a Kubernetes pod) lets a Trainer with
     train.workers > 1 run its workers as a TFJob (kubeflow.tfjob).
     `ingest` overrides what ImageExampleGen gets (default: ``config.ingest_config()``).
+    `runtime_parameters` (Kubeflow): the data path, the steps and the gate's
+    limits become pipeline parameters (``RUNTIME_PARAMETERS``) whose defaults
+    are this config's, so a recurring run or the KFP UI changes them without
+    recompiling. LocalDagRunner runs take the config's values directly.
     """
     pipeline_root = pipeline_root or config.pipeline_root
+    parameters = _runtime_parameters(config, data_path) if runtime_parameters else {}
+    input_base = parameters.get("data_path", data_path)
     if data_format == "tfrecord":
-        example_gen = _import_example_gen(data_path, config.data.eval_fraction)
+        example_gen = _import_example_gen(input_base, data_path, config.data.eval_fraction)
     else:
-        example_gen = ImageExampleGen(input_base=data_path, data_format=data_format,
+        # A path given at run time may hold another format than the one compiled against: detect it there.
+        example_gen = ImageExampleGen(input_base=input_base, data_format="auto" if parameters else data_format,
                                       config=ingest or config.ingest_config())
     examples = example_gen.outputs["examples"]
 
@@ -67,7 +77,7 @@ def create_pipeline(
         statistics=statistics_gen.outputs["statistics"],
         schema=schema_gen.outputs["schema"],
         anomalies=example_validator.outputs["anomalies"],
-        max_bad_fraction=config.data.max_bad_fraction,
+        max_bad_fraction=parameters.get("max_bad_fraction", config.data.max_bad_fraction),
         min_images=config.data.min_images,
         min_eval_images=config.evaluate.min_eval_images(),
     )
@@ -75,7 +85,7 @@ def create_pipeline(
         run_fn=TRAINER_RUN_FN,
         examples=examples,
         schema=data_gate.outputs["validated_schema"],
-        train_args=tfx.proto.TrainArgs(splits=["train"], num_steps=config.train.steps),
+        train_args=parameters.get("train_args", tfx.proto.TrainArgs(splits=["train"], num_steps=config.train.steps)),
         eval_args=tfx.proto.EvalArgs(splits=["eval"], num_steps=0),
         custom_config={"trainer": config.train.to_dict(), **_tfjob_custom_config(config, on_cluster)},
         custom_executor_spec=_trainer_executor_spec(config, on_cluster),
@@ -87,6 +97,7 @@ def create_pipeline(
         config=config.evaluate,
         image_size=config.train.image_size,
         channels=config.train.channels,
+        limits={name: parameters[name] for name in GATE_LIMITS if name in parameters},
     )
     # The stock Pusher with an executor that numbers versions 1, 2, 3... and
     # publishes each by atomic rename (components/serving_pusher).
@@ -108,6 +119,38 @@ def create_pipeline(
         ),
         enable_cache=False,
     )
+
+
+# name: what it sets. The names are the pipeline's input parameters in the compiled package
+# (root.inputDefinitions.parameters), as the KFP UI and `ganpipe submit --param` show them.
+RUNTIME_PARAMETERS = {
+    "data_path": "data.path (a folder, .npz, IDX or TFRecords on object storage or the pipeline-root volume)",
+    "train_args": 'the Trainer\'s TrainArgs as JSON: {"splits": ["train"], "num_steps": N} sets train.steps',
+    "max_bad_fraction": "data.max_bad_fraction",
+    **{name: f"evaluate.{name}" for name in GATE_LIMITS},
+}
+
+
+def runtime_parameter_defaults(config: PipelineConfig, data_path: str) -> dict[str, str | float]:
+    """{name: default} of RUNTIME_PARAMETERS: this config's values (TFX does not write them into the
+    PipelineSpec; kubeflow/runner.py does)."""
+    from google.protobuf import json_format
+
+    train_args = tfx.proto.TrainArgs(splits=["train"], num_steps=config.train.steps)
+    defaults: dict[str, str | float] = {
+        "data_path": data_path,
+        "train_args": json_format.MessageToJson(train_args, indent=None, sort_keys=True),
+        "max_bad_fraction": float(config.data.max_bad_fraction),
+        **{name: float(getattr(config.evaluate, name)) for name in GATE_LIMITS},
+    }
+    assert set(defaults) == set(RUNTIME_PARAMETERS)
+    return defaults
+
+
+def _runtime_parameters(config: PipelineConfig, data_path: str) -> dict:
+    """RUNTIME_PARAMETERS as TFX RuntimeParameters, defaulting to this config's values."""
+    return {name: tfx.dsl.experimental.RuntimeParameter(name=name, ptype=type(default), default=default)
+            for name, default in runtime_parameter_defaults(config, data_path).items()}
 
 
 def trains_as_tfjob(config: PipelineConfig, on_cluster: bool | None = None) -> bool:
@@ -145,15 +188,20 @@ def _trainer_executor_spec(config: PipelineConfig, on_cluster: bool | None):
     return executor_spec.ExecutorClassSpec(TFJobTrainerExecutor)
 
 
-def _import_example_gen(data_path: str, eval_fraction: float) -> ImportExampleGen:
+def _import_example_gen(input_base: Any, data_path: str, eval_fraction: float) -> ImportExampleGen:
     """Existing tf.Example TFRecords go through the stock component, split by content.
+
+    ``input_base``: ``data_path``, or the ``data_path`` runtime parameter.
 
     Buckets come from the hash of the `sha256` feature (the contract's content
     digest), not of the serialized record, so duplicates land in the same
     split as they do in ImageExampleGen.
     """
     eval_buckets = max(1, round(eval_fraction * 100))
-    input_base, pattern = (data_path, "*") if os.path.isdir(data_path) else os.path.split(data_path)
+    if isinstance(input_base, str) and not os.path.isdir(data_path):  # one file: its folder, its name
+        input_base, pattern = os.path.split(data_path)
+    else:  # a folder, or a runtime parameter (documented to name a folder of TFRecords)
+        pattern = "*"
     return ImportExampleGen(
         input_base=input_base,
         input_config=tfx.proto.Input(splits=[tfx.proto.Input.Split(name="single_split", pattern=pattern)]),

@@ -16,6 +16,7 @@ from typing import Optional
 import numpy as np
 
 from ganpipe import contract
+from ganpipe.atomic import write_atomically
 from ganpipe.trainer.visualize import image_grid
 
 SAVED_MODEL_FILE = "saved_model.pb"
@@ -42,7 +43,11 @@ def resolve_model_dir(path: str, version: Optional[int] = None) -> str:
             raise ModelNotFoundError(f"{path} is a single model, not a model base with versions; "
                                      "drop --version or give the base directory")
         return path
-    versions = sorted(int(name) for name in os.listdir(path)
+    try:
+        names = os.listdir(path)
+    except OSError as error:
+        raise ModelNotFoundError(f"cannot list {path}: {error.strerror}") from None
+    versions = sorted(int(name) for name in names
                       if name.isdigit() and os.path.isfile(os.path.join(path, name, SAVED_MODEL_FILE)))
     if not versions:
         raise ModelNotFoundError(f"{path} holds neither {SAVED_MODEL_FILE} nor numbered version directories")
@@ -109,6 +114,9 @@ def generate(model: str, out: str, count: int = 64, seed: int = 0, version: Opti
     out = os.path.abspath(out)
     if os.path.isdir(out):
         raise ValueError(f"--out={out} is a folder; give a file name, e.g. {os.path.join(out, 'grid.png')}")
+    if os.path.lexists(out) and not (os.path.isfile(out) and not os.path.islink(out)):
+        # A device, FIFO or link: the grid is renamed into place, which would replace it, not write through it.
+        raise ValueError(f"--out={out}: exists and is not a regular file; give another name")
     directory = os.path.dirname(out)
     try:
         os.makedirs(directory, exist_ok=True)
@@ -123,6 +131,8 @@ def generate(model: str, out: str, count: int = 64, seed: int = 0, version: Opti
     if side > MAX_GRID_PIXELS:
         raise ValueError(f"--scale={scale}: the grid would be {side} px wide, over {MAX_GRID_PIXELS}")
     data = grid_png(images, scale)
-    with open(out, "wb") as handle:
-        handle.write(data)
+    try:
+        write_atomically(out, data)  # a viewer refreshing the file never shows half a grid
+    except OSError as error:  # a full disk, /proc, a looping link, a read-only file
+        raise ValueError(f"--out={out}: cannot write it: {error.strerror}") from None
     return model_dir

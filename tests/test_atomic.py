@@ -36,6 +36,15 @@ def test_concurrent_writers_and_a_reader_never_see_a_partial_file(tmp_path):
     assert sorted(os.listdir(tmp_path)) == ["samples.png"]
 
 
+def test_files_get_the_mode_open_would_give_not_mkstemps_0600(tmp_path):
+    mask = os.umask(0o022)
+    try:
+        write_atomically(str(tmp_path / "grid.png"), b"png")
+    finally:
+        os.umask(mask)
+    assert (tmp_path / "grid.png").stat().st_mode & 0o777 == 0o644
+
+
 def test_a_failed_write_leaves_the_old_file_and_no_temporary(tmp_path):
     target = tmp_path / "report.json"
     write_atomically(str(target), "old")

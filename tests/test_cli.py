@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+
 import pytest
 
 from ganpipe.cli import main as cli
@@ -87,3 +89,67 @@ def test_divergence_in_ganpipe_train_is_one_line_not_a_traceback(tmp_path, capsy
     assert code == 1
     assert "trainer: training diverged at step" in err and "not finite" in err
     assert "Traceback" not in err and not (tmp_path / "model").exists()
+
+
+def test_text_keys_keep_the_text_as_typed(tmp_path):
+    """YAML would read '#' as a comment and strip quotes: `--data 'photos #1'` must not become `photos`."""
+    from ganpipe.pipeline.config import load_config
+
+    for text in ("/data/photos #1", '"q"', "[draft] imgs", "@pics", "{braces", "null", "~/x", "a: b"):
+        config = load_config(overrides={"data.path": text, "output_dir": text, "push.serving_dir": text})
+        assert (config.data.path, config.output_dir, config.push.serving_dir) == (text, text, text)
+
+
+@pytest.mark.parametrize("content, message", [
+    ("[" * 2000 + "]" * 2000, "nests too deeply"),
+    ("train: {steps: 3, steps: 4}\n", "given twice"),
+    ("0\n", "mapping at top level"),
+    ("[]\n", "mapping at top level"),
+    ('a: &a ["x","x","x","x","x","x","x","x","x"]\nb: &b [*a,*a,*a,*a,*a,*a,*a,*a,*a]\n'
+     'c: &c [*b,*b,*b,*b,*b,*b,*b,*b,*b]\nd: &d [*c,*c,*c,*c,*c,*c,*c,*c,*c]\npipeline_name: [*d,*d,*d,*d,*d,*d]\n',
+     "pipeline_name"),
+])
+def test_hostile_config_files_are_one_short_line(capsys, tmp_path, content, message):
+    config = tmp_path / "c.yaml"
+    config.write_text(content)
+    code, err = _run(capsys, "--config", str(config), "--output", str(tmp_path / "out"))
+    assert code == 2 and message in err and err.count("\n") == 1 and len(err) < 400, err[:400]
+
+
+def test_paths_that_cannot_be_used_are_one_line_naming_the_key(capsys, png_folder, tmp_path):
+    a_file = tmp_path / "a_file"
+    a_file.write_text("x")
+    dangling = tmp_path / "dangling"
+    dangling.symlink_to(tmp_path / "nowhere")
+    fifo = tmp_path / "fifo.npz"
+    os.mkfifo(fifo)
+    cases = [
+        (["--data", str(png_folder), "--output", str(a_file / "out")], "output_dir"),
+        (["--data", str(png_folder), "--output", str(tmp_path / "o"), "--set", f"push.serving_dir={dangling}"],
+         "push.serving_dir"),
+        (["--data", str(png_folder), "--output", str(tmp_path / "o"), "--set", f"train.checkpoint_dir={dangling}"],
+         "train.checkpoint_dir"),
+        (["--data", str(fifo), "--format", "npz", "--output", str(tmp_path / "o")], "neither a file nor a folder"),
+        (["--data", str(png_folder), "--output", str(tmp_path / "o"), "--set", f"pipeline_name={'p' * 64}"],
+         "at most 63"),
+    ]
+    for argv, message in cases:
+        code, err = _run(capsys, *argv)
+        assert code == 2 and message in err and err.count("\n") == 1, (argv, err)
+
+
+def test_argparse_errors_are_one_line(capsys):
+    with pytest.raises(SystemExit) as stopped:
+        cli.main(["run", "--steps", "abc"])
+    err = capsys.readouterr().err
+    assert stopped.value.code == 2 and err.count("\n") == 1 and "--steps" in err
+
+
+def test_generate_never_replaces_a_device_or_link_given_as_out(capsys, tmp_path):
+    link = tmp_path / "link.png"
+    link.symlink_to(tmp_path / "elsewhere.png")
+    for out in ("/dev/null", str(link)):
+        code = cli.main(["generate", "--model", str(tmp_path), "--out", out])
+        err = capsys.readouterr().err
+        assert code == 2 and "not a regular file" in err and err.count("\n") == 1, err
+    assert os.path.exists("/dev/null") and not os.path.isfile("/dev/null") and link.is_symlink()

@@ -30,7 +30,7 @@ BAD_BY_TYPE: dict[type, list[typing.Any]] = {
 }
 # Keys whose valid values are a closed set (or a pattern): a wrong word is a bad value too.
 BAD_WORDS = {
-    "pipeline_name": ["has space", "a/b", ""],
+    "pipeline_name": ["has space", "a/b", "", "p" * 64],
     "output_dir": [""],
     "data.format": ["parquet"],
     "data.resize": ["zoom"],
@@ -43,7 +43,8 @@ BAD_WORDS = {
     "train.channels": [2, 5],
     "train.mixed_precision": ["fp8"],
     "evaluate.extractor": ["vgg16"],
-    "push.model_name": ["../escape", "a/b"],
+    "push.model_name": ["../escape", "a/b", "m" * 129],
+    "train.width": [513],
     "kubeflow.pipeline_root": ["/mnt/local/root"],
 }
 # Negative values that mean something: only their finite, huge cousins are bad.

@@ -171,7 +171,7 @@ def test_without_class_names_the_top_class_in_the_eval_split_is_kept(tmp_path: P
         ({"train.loss": "lsgan"}, "train.loss='lsgan'"),
         ({"train.ema_decay": "1.0"}, "train.ema_decay"),
         ({"train.mixed_precision": "true"}, "train.mixed_precision"),
-        ({"train.workers": "3"}, "train.batch_size=auto (64 or 32 for this architecture) must split evenly "
+        ({"train.workers": "3"}, "train.batch_size=auto (64 for this architecture) must split evenly "
                                  "over train.workers=3; set train.batch_size"),
         ({"train.workers": "3", "train.batch_size": "64"},
          "train.batch_size=64: the global batch must split evenly over train.workers=3"),
@@ -207,7 +207,7 @@ def test_options_map_from_yaml_and_set(tmp_path: Path):
     assert (tutorial.architecture, tutorial.batch_size, tutorial.discriminator_dropout) == ("dcgan-tutorial", 64, 0.3)
     dcgan = resolve_config(dataclasses.replace(default, image_size=64, channels=3, augment="off"))
     assert (dcgan.architecture, dcgan.batch_size, dcgan.discriminator_dropout, dcgan.upsample) == (
-        "dcgan", 32, 0.0, "resize")
+        "dcgan", 64, 0.0, "resize")
     explicit = resolve_config(TrainerConfig(image_size=64, channels=3, augment="off", batch_size=48,
                                             discriminator_dropout=0.1, upsample="transposed"))
     assert (explicit.batch_size, explicit.discriminator_dropout, explicit.upsample) == (48, 0.1, "transposed")
@@ -238,3 +238,25 @@ def test_generator_batch_norm_uses_the_configured_momentum():
         generator = build_generator(network_spec(TrainerConfig(image_size=32, channels=1, batch_norm_momentum=momentum)))
         norms = [layer for layer in generator.layers if isinstance(layer, tf.keras.layers.BatchNormalization)]
         assert norms and {layer.momentum for layer in norms} == {momentum}
+
+
+def test_recomputed_batch_norm_statistics_are_the_mean_of_batch_moments():
+    """BigGAN's standing statistics: moving mean/variance = the mean over batches of each batch's moments,
+    for fixed z draws; the layer's momentum is left as it was."""
+    import keras
+    import numpy as np
+    import tensorflow as tf
+
+    from ganpipe.trainer.models import recompute_batch_norm_statistics
+
+    z_in = keras.Input(shape=(4,))
+    dense = keras.layers.Dense(3, kernel_initializer="glorot_uniform", bias_initializer="ones")
+    norm = keras.layers.BatchNormalization(momentum=0.9)
+    model = keras.Model(z_in, norm(dense(z_in)))
+    norm.moving_mean.assign([50.0, 50.0, 50.0])  # stale statistics, as an EMA copy inherits
+    recompute_batch_norm_statistics(model, latent_dim=4, batches=3, batch_size=16, seed=5)
+    activations = [dense(tf.random.stateless_normal([16, 4], seed=[5, i])).numpy() for i in range(3)]
+    np.testing.assert_allclose(norm.moving_mean.numpy(), np.mean([a.mean(0) for a in activations], 0), rtol=1e-5)
+    np.testing.assert_allclose(norm.moving_variance.numpy(), np.mean([a.var(0) for a in activations], 0),
+                               rtol=1e-4)
+    assert norm.momentum == 0.9

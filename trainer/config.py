@@ -40,7 +40,7 @@ UPPER_BOUNDS = {
     "batch_size": (0, 65_536),
     "latent_dim": (1, 4_096),
     "shuffle_buffer": (1, 10_000_000),
-    "width": (1, 4_096),
+    "width": (1, 512),  # the widest layer has 8-32x this many channels (dcgan at 128 px: 32x)
     "workers": (1, 1_024),
     "log_every": (1, 10**9),
     "sample_every": (1, 10**9),
@@ -52,12 +52,14 @@ UPPER_BOUNDS = {
 # What batch_size, discriminator_dropout and upsample at "auto" mean per (resolved) architecture.
 # dcgan-tutorial and resnet: the values measured before there was a choice (the tutorial's
 # dropout 0.3, batch 64: bench/quality_per_compute.py). dcgan: on the emoji set at 64 px and equal
-# CPU time (bench/quality_colour.py, docs/design.md "Colour images at 64 px") batch 32 takes ~1.8x
-# the steps of batch 64 and reaches a lower FID; resize upsampling ends the checkerboard; and D
-# without dropout (the paper has none) learns faster next to DiffAugment, which regularises D.
+# CPU time (bench/quality_colour.py, docs/design.md "Colour images at 64 px"): batch 64 (batch 32
+# led at 8 CPU-minutes, measured before the EMA generator's BatchNorm statistics were recomputed,
+# and swung late; batch 64 with them recomputed beat the hand-written loop at 20); resize
+# upsampling ends the checkerboard; and D without dropout (the paper has none) learns faster next
+# to DiffAugment, which regularises D.
 ARCHITECTURE_DEFAULTS = {
     "dcgan-tutorial": {"batch_size": 64, "discriminator_dropout": 0.3, "upsample": "transposed"},
-    "dcgan": {"batch_size": 32, "discriminator_dropout": 0.0, "upsample": "resize"},
+    "dcgan": {"batch_size": 64, "discriminator_dropout": 0.0, "upsample": "resize"},
     "resnet": {"batch_size": 64, "discriminator_dropout": 0.3, "upsample": "transposed"},
 }
 # Discriminator augmentation (trainer/augment.py): DiffAugment with a fixed p, or with p adapted

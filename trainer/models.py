@@ -172,3 +172,33 @@ def labels_for_latents(z: tf.Tensor, num_classes: int) -> tf.Tensor:
 def to_uint8(images: tf.Tensor) -> tf.Tensor:
     """Generator output in [-1, 1] -> uint8 pixels: round((x + 1) * 127.5), clipped to [0, 255]."""
     return tf.cast(tf.clip_by_value(tf.round((images + 1.0) * 127.5), 0.0, 255.0), tf.uint8)
+
+
+def recompute_batch_norm_statistics(generator: keras.Model, latent_dim: int, num_classes: int = 0,
+                                    batches: int = 8, batch_size: int = 64, seed: int = 0) -> None:
+    """Sets every BatchNorm layer's moving mean and variance to this generator's own activation statistics.
+
+    Needed after an EMA of the weights: averaged weights produce activations
+    whose statistics are not those of the trained network, whose moving
+    statistics the EMA copy would otherwise inherit; in inference mode the
+    mismatch shifts every feature map (measured: docs/design.md, "EMA and
+    BatchNorm"). This is BigGAN's "standing statistics" (Brock et al. 2019,
+    appendix C.1): the mean over ``batches`` batches of z ~ N(0, 1) (fixed
+    draws from ``seed``, so it is deterministic) of each layer's batch mean
+    and variance. A generator without BatchNorm is left unchanged.
+    """
+    norms = [layer for layer in generator._flatten_layers() if isinstance(layer, layers.BatchNormalization)]
+    if not norms:
+        return
+    momenta = [layer.momentum for layer in norms]
+    try:
+        for index in range(batches):
+            # moving <- momentum * moving + (1 - momentum) * batch: with momentum i/(i+1) it is the running mean.
+            for layer in norms:
+                layer.momentum = index / (index + 1.0)
+            z = tf.random.stateless_normal([batch_size, latent_dim], seed=[seed, index])
+            inputs = [z, labels_for_latents(z, num_classes)] if num_classes else z
+            generator(inputs, training=True)
+    finally:
+        for layer, momentum in zip(norms, momenta):
+            layer.momentum = momentum

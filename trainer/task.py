@@ -18,6 +18,7 @@ FnArgs it is given.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import logging
 import sys
@@ -87,10 +88,23 @@ def train(cfg: TrainerConfig, train_files: Sequence[str], model_dir: str, run_di
     barrier(strategy)
 
 
+def config_from_fn_args(fn_args: Any) -> TrainerConfig:
+    """The Trainer's config: custom_config's, with the steps of TFX's ``train_args`` when it sets them.
+
+    ``train_args`` is what a Kubeflow run may change without recompiling (the
+    ``train_args`` runtime parameter, TFX's own convention as in its penguin
+    Kubeflow example); the pipeline compiles it from ``train.steps``.
+    """
+    cfg = config_from_custom_config(fn_args.custom_config)
+    steps = getattr(fn_args, "train_steps", None)
+    if steps and steps != cfg.steps:
+        cfg = dataclasses.replace(cfg, steps=int(steps))  # __post_init__ checks the range
+    return cfg
+
+
 def run_fn(fn_args: Any) -> None:
-    """TFX Trainer entry: uses fn_args.train_files, serving_model_dir, model_run_dir, custom_config."""
-    train(config_from_custom_config(fn_args.custom_config), fn_args.train_files, fn_args.serving_model_dir,
-          fn_args.model_run_dir)
+    """TFX Trainer entry: uses fn_args.train_files, serving_model_dir, model_run_dir, custom_config, train_steps."""
+    train(config_from_fn_args(fn_args), fn_args.train_files, fn_args.serving_model_dir, fn_args.model_run_dir)
 
 
 def _parse_args(argv: Sequence[str] | None) -> argparse.Namespace:

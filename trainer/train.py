@@ -44,7 +44,9 @@ from ganpipe.trainer.config import (
 from ganpipe.trainer.data import count_records, input_spec, list_files, make_dataset, read_labels, stored_shape
 from ganpipe.trainer.distributed import is_chief, replica_rows, same_on_all_replicas, task_of
 from ganpipe.trainer.losses import gan_loss, gradient_penalty_per_example, r1_penalty_per_example
-from ganpipe.trainer.models import build_discriminator, build_generator, latents_for_seeds, to_uint8
+from ganpipe.trainer.models import (
+    build_discriminator, build_generator, latents_for_seeds, recompute_batch_norm_statistics, to_uint8,
+)
 
 LOGGER = logging.getLogger(__name__)
 
@@ -211,7 +213,8 @@ class GanTrainer:
         return gradient_penalty_per_example(tape.gradient(logits, mixed))
 
     def _update_ema(self, step: tf.Tensor) -> None:
-        """EMA of the trainable weights; BatchNorm's moving statistics are copied."""
+        """EMA of the trainable weights; BatchNorm's moving statistics are copied (a starting point only:
+        export_copy recomputes them for the averaged weights)."""
         count = tf.cast(step, tf.float32)
         decay = tf.minimum(self.cfg.ema_decay, (1.0 + count) / (_EMA_WARMUP + count))
         for average, weight in zip(self.ema_generator.trainable_variables, self.generator.trainable_variables):
@@ -238,9 +241,16 @@ class GanTrainer:
         return self.ema_generator if self.ema_generator is not None else self.generator
 
     def export_copy(self) -> keras.Model:
-        """A float32 copy of the exported generator, outside any strategy (plain variables to save)."""
+        """A float32 copy of the exported generator, outside any strategy (plain variables to save).
+
+        With the EMA on, its BatchNorm statistics are recomputed from its own
+        activations (``recompute_batch_norm_statistics``): the trained
+        network's moving statistics do not fit the averaged weights.
+        """
         copy = build_generator(self.float32_spec)
         copy.set_weights(self.exported_generator.get_weights())
+        if self.ema_generator is not None:
+            recompute_batch_norm_statistics(copy, self.cfg.latent_dim, self.num_classes, seed=self.cfg.seed)
         return copy
 
     def samples(self, count: int = NUM_SAMPLES) -> np.ndarray:
@@ -249,6 +259,8 @@ class GanTrainer:
             z = latents_for_seeds(tf.range(count, dtype=tf.int64), self.cfg.latent_dim)
             inputs: Any = [z, (tf.range(count) // SAMPLE_COLUMNS) % self.num_classes] if self.num_classes else z
             self._sample_inputs[count] = inputs
+        if self.ema_generator is not None:  # what will be exported, statistics recomputed
+            return to_uint8(self.export_copy()(self._sample_inputs[count], training=False)).numpy()
         return self._infer(self._sample_inputs[count]).numpy()
 
 

@@ -4,15 +4,14 @@ The stock Evaluator (TFMA) scores models on labelled examples; a generator has
 no labels to score, its quality is how close its samples are to real images.
 GanEvaluator measures that (FID, KID, precision/recall, density/coverage in a
 named feature space) and writes the same ModelBlessing the stock Evaluator
-writes, so the Pusher and the LatestBlessedModelStrategy resolver that feeds
-``baseline_model`` work unchanged: the pipeline only ships a generator that
-is sane, within the absolute limits, and not worse than the one already
-serving.
+writes, so the Pusher works unchanged: the pipeline only ships a generator
+that is sane, within the limits, and not worse than the one serving now.
 """
 
 from __future__ import annotations
 
 import json
+from typing import Any, Mapping
 
 from tfx import types
 from tfx.dsl.components.base import base_component, executor_spec
@@ -20,7 +19,7 @@ from tfx.types import standard_artifacts, standard_component_specs
 from tfx.types.component_spec import ChannelParameter, ExecutionParameter
 
 from ganpipe.components.gan_evaluator import executor
-from ganpipe.evaluation.config import EvaluateConfig
+from ganpipe.evaluation.config import GATE_LIMITS, EvaluateConfig
 
 
 class GanEvaluatorSpec(types.ComponentSpec):
@@ -31,6 +30,9 @@ class GanEvaluatorSpec(types.ComponentSpec):
         executor.CHANNELS_KEY: ExecutionParameter(type=int),
         # TF Serving's model_base_path: the baseline is the newest version there, read at judgment time.
         executor.SERVING_BASE_KEY: ExecutionParameter(type=str),
+        # Each gate limit on its own as well, so that a Kubeflow run can take it as a runtime parameter
+        # (a JSON config cannot be one field at a time); when set, it wins over the same field of config.
+        **{name: ExecutionParameter(type=float, optional=True) for name in GATE_LIMITS},
     }
     INPUTS = {
         standard_component_specs.EXAMPLES_KEY: ChannelParameter(type=standard_artifacts.Examples),
@@ -56,6 +58,8 @@ class GanEvaluator(base_component.BaseComponent):
     floor-relative rules apply. ``config`` is an
     :class:`~ganpipe.evaluation.config.EvaluateConfig`; ``image_size`` and
     ``channels`` are the shape every image is compared at (0: the stored shape).
+    ``limits``: gate limits (names in ``GATE_LIMITS``) given on their own,
+    floats or ``RuntimeParameter`` s; they win over ``config``'s.
     """
 
     SPEC_CLASS = GanEvaluatorSpec
@@ -70,6 +74,7 @@ class GanEvaluator(base_component.BaseComponent):
         image_size: int,
         channels: int,
         serving_base: str,
+        limits: Mapping[str, Any] | None = None,
     ):
         spec = GanEvaluatorSpec(
             examples=examples,
@@ -78,6 +83,7 @@ class GanEvaluator(base_component.BaseComponent):
             config=json.dumps(config.to_dict(), sort_keys=True),
             image_size=int(image_size),
             channels=int(channels),
+            **dict(limits or {}),
             blessing=types.Channel(type=standard_artifacts.ModelBlessing),
             evaluation=types.Channel(type=standard_artifacts.ModelEvaluation),
         )

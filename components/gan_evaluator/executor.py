@@ -30,7 +30,7 @@ from ganpipe.components.gan_evaluator.sampling import (GeneratorLoadError, Sampl
 from ganpipe import contract
 from ganpipe.trainer import data
 from ganpipe.evaluation import metrics
-from ganpipe.evaluation.config import EvaluateConfig
+from ganpipe.evaluation.config import GATE_LIMITS, EvaluateConfig
 from ganpipe.evaluation.feature_extractors import FeatureExtractor, get_extractor
 
 CONFIG_KEY = "config"  # EvaluateConfig.to_dict() as JSON
@@ -54,7 +54,8 @@ class Executor(base_executor.BaseExecutor):
         blessing = artifact_utils.get_single_instance(output_dict[standard_component_specs.BLESSING_KEY])
         evaluation = artifact_utils.get_single_instance(output_dict[standard_component_specs.EVALUATION_KEY])
 
-        limits = EvaluateConfig.from_dict(json.loads(exec_properties[CONFIG_KEY]))
+        limits = EvaluateConfig.from_dict(json.loads(exec_properties[CONFIG_KEY])).with_limits(
+            {name: exec_properties.get(name) for name in GATE_LIMITS})
         num_samples, seed = limits.num_samples, limits.seed
         image_size = int(exec_properties[IMAGE_SIZE_KEY])
         channels = int(exec_properties[CHANNELS_KEY])

@@ -93,6 +93,9 @@ def detect_format(path: str, data_format: str = "auto") -> str:
         raise IngestInputError(f"data format {data_format!r} is not one of auto, {', '.join(FORMATS)}")
     if not os.path.exists(path):
         raise IngestInputError(f"input path {path} does not exist")
+    if not (os.path.isfile(path) or os.path.isdir(path)):
+        raise IngestInputError(f"input path {display_name(path)} is neither a file nor a folder "
+                               "(a device, FIFO or socket)")
     if data_format != "auto":
         return data_format
     name = os.path.basename(path.rstrip(os.sep)).lower()
@@ -105,8 +108,6 @@ def detect_format(path: str, data_format: str = "auto") -> str:
             return TFRECORD
         raise IngestInputError(f"cannot tell the format of {path}: give a folder of images, an .npz file, "
                                "an IDX file (*images*idx3-ubyte[.gz]) or TFRecords (.tfrecord[.gz])")
-    if not os.path.isdir(path):
-        raise IngestInputError(f"input path {path} is neither a file nor a folder")
     try:
         top_files = _visible_top_files(path)
         with os.scandir(path) as entries:

@@ -21,7 +21,7 @@ from ganpipe.components.tfjob_trainer import spec
 from ganpipe.components.tfjob_trainer.api import KubernetesTFJobApi
 from ganpipe.components.tfjob_trainer.launcher import cancel_on_sigterm, run_tfjob
 from ganpipe.components.tfjob_trainer.settings import TFJobSettings
-from ganpipe.trainer.task import config_from_custom_config
+from ganpipe.trainer.task import config_from_fn_args
 
 SAVED_MODEL_FILE = "saved_model.pb"
 
@@ -34,7 +34,7 @@ class Executor(GenericExecutor):
         exec_properties: dict[str, Any],
     ) -> None:
         fn_args = self._GetFnArgs(input_dict, output_dict, exec_properties)
-        trainer_config = config_from_custom_config(fn_args.custom_config)
+        trainer_config = config_from_fn_args(fn_args)
         settings = TFJobSettings.from_custom_config(fn_args.custom_config)
         manifest = spec.build_tfjob(
             name=spec.job_name(settings.job_prefix, fn_args.serving_model_dir),
