@@ -131,3 +131,31 @@ def test_parameter_values_reach_the_executors_in_a_real_run(tmp_path):
     verdict = json.loads(metrics.read_text())
     assert verdict["blessed"] is False and any("max_fid" in reason for reason in verdict["reasons"]), verdict
     assert not list((tmp_path / "out" / "serving").glob("*/[0-9]*"))
+
+
+def test_the_gate_figures_reach_kfp_as_artifact_metadata(tmp_path):
+    """What the KFP UI can show of the gate with TFX 1.16: TFX's KFP entrypoint turns each output artifact's
+    custom properties into the ExecutorOutput's artifact metadata
+    (tfx/orchestration/kubeflow/v2/container/kubeflow_v2_run_executor.py -> translate_executor_output, TFX
+    1.16.0), which the KFP launcher stores in MLMD and the UI lists on the artifact. The evaluation page
+    itself cannot be a UI visualization: TFX's KFP compiler types outputs only as tfx.* (compiler_utils.
+    get_artifact_title), never system.HTML or system.Metrics."""
+    import numpy as np
+    from tfx.orchestration.kubeflow.v2.container import kubeflow_v2_entrypoint_utils
+    from tfx.types import standard_artifacts
+
+    from ganpipe.components.gan_evaluator import report as evaluation_report
+
+    evaluation = standard_artifacts.ModelEvaluation()
+    evaluation.uri = str(tmp_path / "evaluation")
+    (tmp_path / "evaluation").mkdir()
+    scores = {"fid": 3.5, "kid": 0.02, "recall": 0.4, "coverage": 0.5}
+    document = {"extractor": "random-conv-v1", "blessed": False, "reasons": ["candidate FID 3.5 > max_fid 1"],
+                "candidate": scores, "baseline": None, "real_floor": dict(scores, fid=0.9), "notes": [],
+                "num_samples": 32, "num_real_eval": 32, "seed": 1234, "settings": {}}
+    empty = np.zeros((0, 8, 8, 1), np.uint8)
+    evaluation_report.write_evaluation(evaluation, document, empty, empty, empty)
+    (translated,) = kubeflow_v2_entrypoint_utils.translate_executor_output({"evaluation": [evaluation]}, {}).values()
+    metadata = dict(translated.artifacts[0].metadata)
+    assert metadata["candidate_fid"] == 3.5 and metadata["real_floor_fid"] == 0.9 and metadata["blessed"] == 0
+    assert metadata["extractor"] == "random-conv-v1"
