@@ -58,6 +58,8 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--steps", type=int, help="training steps (train.steps)")
     run.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                      help="any config value, e.g. --set train.batch_size=32 (repeatable)")
+    run.add_argument("--check", action="store_true",
+                     help="check the config and the input, print what would run, and stop before TFX starts")
     run.set_defaults(handler=_run)
     _add_cluster_commands(commands)
     _add_generate_command(commands)
@@ -260,10 +262,15 @@ def _run(args: argparse.Namespace) -> int:
         _expand_local_paths(config)
         config.check_local_files()
         data = inputs.resolve(config)
-        _make_output_dir(config.output_dir)
+        if not args.check:
+            _make_output_dir(config.output_dir)
     except (ConfigError, IngestInputError) as error:
         print(f"ganpipe: error: {error}", file=sys.stderr)
         return EXIT_BAD_INPUT
+    if args.check:  # everything a run checks before TFX passed; nothing was written
+        print(f"ganpipe: check passed: input: {data.summary}")
+        print(f"ganpipe: check passed: output would be {config.output_dir}")
+        return 0
     print(f"ganpipe: input: {data.summary}")
     print(f"ganpipe: output: {config.output_dir}")
 

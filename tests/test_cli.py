@@ -153,3 +153,11 @@ def test_generate_never_replaces_a_device_or_link_given_as_out(capsys, tmp_path)
         err = capsys.readouterr().err
         assert code == 2 and "not a regular file" in err and err.count("\n") == 1, err
     assert os.path.exists("/dev/null") and not os.path.isfile("/dev/null") and link.is_symlink()
+
+
+def test_check_runs_every_check_and_writes_nothing(capsys, png_folder, tmp_path):
+    code = cli.main(["run", "--check", "--data", str(png_folder), "--output", str(tmp_path / "out")])
+    out = capsys.readouterr().out
+    assert code == 0 and "check passed: input: folder input" in out and not (tmp_path / "out").exists()
+    code, err = _run(capsys, "--check", "--data", str(png_folder), "--set", "train.steps=0")
+    assert code == 2 and "train.steps" in err

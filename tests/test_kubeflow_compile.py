@@ -122,7 +122,11 @@ def test_schema_and_bundled_data_point_at_files_the_image_bakes(compiled, tmp_pa
     in_image = {IMAGE_ASSETS_DIR + path[len(str(tmp_path)):] for path in baked}
     job = compiled["job"]
     assert task_parameter(job, "ImportSchemaGen", "schema_file") in in_image
-    assert task_parameter(job, "ImageExampleGen", "input_base") in in_image
+    # The data path is the `data_path` run-time parameter; its default (the package's) is the baked digits.
+    assert job["pipelineSpec"]["root"]["dag"]["tasks"]["ImageExampleGen"]["inputs"]["parameters"]["input_base"] == {
+        "componentInputParameter": "data_path"}
+    package = json.loads(Path(compiled["result"].package_path).read_text().split("\n", 1)[1].split("\n---\n")[0])
+    assert package["root"]["inputDefinitions"]["parameters"]["data_path"]["defaultValue"] in in_image
     assert all(os.path.getsize(path) > 0 for path in baked)
 
 
