@@ -112,10 +112,10 @@ def stand_in(tmp_path: Path) -> str:
     return str(path)
 
 
-def test_launcher_gives_each_worker_its_tf_config_and_prefixes_its_lines(monkeypatch, stand_in: str):
+def test_launcher_gives_each_worker_its_tf_config_and_prefixes_its_lines(monkeypatch, stand_in: str, tmp_path: Path):
     monkeypatch.setenv("STAND_IN_MODE", "ok")
     out = io.StringIO()
-    code = launch(["files/*"], "model", "run", TrainerConfig(workers=2), python=stand_in, output=out)
+    code = launch(["files/*"], "model", str(tmp_path / "run"), TrainerConfig(workers=2), python=stand_in, output=out)
     text = out.getvalue()
     assert code == 0, text
     clusters = set(re.findall(r"cluster (\S+)", text))
@@ -128,10 +128,10 @@ def test_launcher_gives_each_worker_its_tf_config_and_prefixes_its_lines(monkeyp
     assert "[launcher] all workers finished" in text
 
 
-def test_launcher_fails_fast_and_leaves_no_orphans(monkeypatch, stand_in: str):
+def test_launcher_fails_fast_and_leaves_no_orphans(monkeypatch, stand_in: str, tmp_path: Path):
     monkeypatch.setenv("STAND_IN_MODE", "fail")
     out = io.StringIO()
-    code = launch(["files/*"], "model", "run", TrainerConfig(workers=2), python=stand_in, output=out,
+    code = launch(["files/*"], "model", str(tmp_path / "run"), TrainerConfig(workers=2), python=stand_in, output=out,
                   grace_seconds=1.0)
     text = out.getvalue()
     assert code == 3, text  # the failed worker's code
