@@ -50,6 +50,18 @@ def _kill_once_running(data: Path, output: Path) -> list:
     return running
 
 
+def _hold_run_lock(output: Path) -> subprocess.Popen:
+    """Another process holding the output's run lock (shared), as a live run does; returns once it holds it."""
+    holder = subprocess.Popen([sys.executable, "-c", (
+        "import fcntl, time\n"
+        f"handle = open({str(output / abandoned_runs.RUN_LOCK_FILE)!r}, 'a+b')\n"
+        "fcntl.flock(handle.fileno(), fcntl.LOCK_SH)\n"
+        "print('held', flush=True)\n"
+        "time.sleep(600)\n")], stdout=subprocess.PIPE, text=True)
+    assert holder.stdout.readline().strip() == "held"
+    return holder
+
+
 def test_the_next_run_marks_what_a_killed_run_left_running(tmp_path):
     data, output = tmp_path / "images", tmp_path / "out"
     write_png_folder(data, 48)
@@ -57,14 +69,8 @@ def test_the_next_run_marks_what_a_killed_run_left_running(tmp_path):
     assert [execution.id for execution in _running(output)] == [execution.id for execution in killed]
 
     # While another run holds the output, nothing is touched: its executions are alive.
-    holder = subprocess.Popen([sys.executable, "-c", (
-        "import fcntl, sys, time\n"
-        f"handle = open({str(output / abandoned_runs.RUN_LOCK_FILE)!r}, 'a+b')\n"
-        "fcntl.flock(handle.fileno(), fcntl.LOCK_SH)\n"
-        "print('held', flush=True)\n"
-        "time.sleep(600)\n")], stdout=subprocess.PIPE, text=True)
+    holder = _hold_run_lock(output)
     try:
-        assert holder.stdout.readline().strip() == "held"
         with abandoned_runs.run_lock(str(output), when_alone=lambda: "swept") as swept:
             assert swept is None
         assert len(_running(output)) == len(killed)
@@ -91,13 +97,7 @@ def test_the_next_run_marks_what_a_killed_run_left_running(tmp_path):
 def test_the_lock_is_released_when_its_holder_is_killed(tmp_path):
     """The kernel drops a killed process's flock: a crash never blocks the sweep."""
     lock = tmp_path / abandoned_runs.RUN_LOCK_FILE
-    holder = subprocess.Popen([sys.executable, "-c", (
-        "import fcntl, time\n"
-        f"handle = open({str(lock)!r}, 'a+b')\n"
-        "fcntl.flock(handle.fileno(), fcntl.LOCK_SH)\n"
-        "print('held', flush=True)\n"
-        "time.sleep(600)\n")], stdout=subprocess.PIPE, text=True)
-    assert holder.stdout.readline().strip() == "held"
+    holder = _hold_run_lock(tmp_path)
     with abandoned_runs.run_lock(str(tmp_path), when_alone=lambda: "swept") as swept:
         assert swept is None
     holder.send_signal(signal.SIGKILL)
