@@ -187,6 +187,8 @@ def recompute_batch_norm_statistics(generator: keras.Model, latent_dim: int, num
     draws from ``seed``, so it is deterministic) of each layer's batch mean
     and variance. A generator without BatchNorm is left unchanged.
     """
+    # Keras' own walk over every tracked sublayer: the public `layers` misses those inside custom layers
+    # (resnet's blocks).
     norms = [layer for layer in generator._flatten_layers() if isinstance(layer, layers.BatchNormalization)]
     if not norms:
         return
