@@ -85,7 +85,7 @@ def create_pipeline(
         run_fn=TRAINER_RUN_FN,
         examples=examples,
         schema=data_gate.outputs["validated_schema"],
-        train_args=parameters.get("train_args", tfx.proto.TrainArgs(splits=["train"], num_steps=config.train.steps)),
+        train_args=parameters.get("train_args", _train_args(config)),
         eval_args=tfx.proto.EvalArgs(splits=["eval"], num_steps=0),
         custom_config={"trainer": config.train.to_dict(), **_tfjob_custom_config(config, on_cluster)},
         custom_executor_spec=_trainer_executor_spec(config, on_cluster),
@@ -136,15 +136,19 @@ def runtime_parameter_defaults(config: PipelineConfig, data_path: str) -> dict[s
     PipelineSpec; kubeflow/runner.py does)."""
     from google.protobuf import json_format
 
-    train_args = tfx.proto.TrainArgs(splits=["train"], num_steps=config.train.steps)
     defaults: dict[str, str | float] = {
         "data_path": data_path,
-        "train_args": json_format.MessageToJson(train_args, indent=None, sort_keys=True),
+        "train_args": json_format.MessageToJson(_train_args(config), indent=None, sort_keys=True),
         "max_bad_fraction": float(config.data.max_bad_fraction),
         **{name: float(getattr(config.evaluate, name)) for name in GATE_LIMITS},
     }
     assert set(defaults) == set(RUNTIME_PARAMETERS)
     return defaults
+
+
+def _train_args(config: PipelineConfig) -> tfx.proto.TrainArgs:
+    """The Trainer's TrainArgs: the train split, train.steps (the `train_args` runtime parameter's default)."""
+    return tfx.proto.TrainArgs(splits=["train"], num_steps=config.train.steps)
 
 
 def _runtime_parameters(config: PipelineConfig, data_path: str) -> dict:
