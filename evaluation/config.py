@@ -15,7 +15,7 @@ import os
 from typing import Any, Mapping
 
 from ganpipe import settings
-from ganpipe.evaluation.feature_extractors import DEFAULT_EXTRACTOR, INCEPTION, parse_spec
+from ganpipe.evaluation.feature_extractors import DEFAULT_EXTRACTOR, INCEPTION, INCEPTION_GRAPH, parse_spec
 
 
 # The gate's limits: the settings a scheduled run or the Kubeflow UI may change without recompiling
@@ -37,7 +37,9 @@ class EvaluateConfig:
     """
 
     # random-conv (offline default, NOT Inception FID), inception-v3 (Keras'
-    # cached ImageNet weights), inception-v3:<weights.h5>, keras:<model.keras>,
+    # cached ImageNet weights), inception-v3:<weights.h5>,
+    # inception-2015-12-05:<classify_image_graph_def.pb> (the graph published
+    # FIDs use: the choice for comparing with papers), keras:<model.keras>,
     # savedmodel:<dir> (ganpipe/evaluation/feature_extractors.py).
     extractor: str = DEFAULT_EXTRACTOR
     num_samples: int = 512
@@ -105,14 +107,22 @@ class EvaluateConfig:
         return needed
 
     def check_files(self) -> None:
-        """For runs on this machine: the extractor's model or weights file exists (before hours of training).
+        """For runs on this machine: the extractor's model or weights file exists (before hours of training);
+        an ``inception-2015-12-05`` graph must also parse and have the tensors FID reads.
 
         Raises:
-          ValueError: naming the missing file.
+          ValueError: one line naming the missing or wrong file.
         """
-        from ganpipe.evaluation.feature_extractors import cached_inception_weights
+        from ganpipe.evaluation.feature_extractors import cached_inception_weights, read_inception_graph
 
         kind, path = parse_spec(self.extractor)
+        if kind == INCEPTION_GRAPH and path is not None and "://" not in path:
+            # More than existence: a wrong file (not a GraphDef, other tensors) would otherwise fail only in
+            # the evaluator, after training. Parsing it imports TensorFlow, which only this extractor pays.
+            try:
+                read_inception_graph(path)
+            except (OSError, ValueError) as error:
+                raise ValueError(f"evaluate.extractor: {error}") from None
         if path is not None and "://" not in path and not os.path.exists(path):
             raise ValueError(f"evaluate.extractor={self.extractor!r}: {path} does not exist")
         if kind == INCEPTION and path is None:

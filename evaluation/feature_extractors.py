@@ -12,6 +12,9 @@ Specs a config may name (:func:`get_extractor`):
 - ``random-conv`` (default): offline, NOT Inception FID (``random-conv-v1``).
 - ``inception-v3`` / ``inception-v3:<weights.h5>``: standard pool3 features
   at 299x299, from weights the user provides or Keras' local cache.
+- ``inception-2015-12-05:<classify_image_graph_def.pb>``: the original TF
+  Inception graph the published FIDs use (TTUR, Heusel et al. 2017): the
+  choice for comparing with papers.
 - ``keras:<model.keras>`` / ``savedmodel:<dir>``: any feature model by path.
 
 TensorFlow and Keras are imported only when a model-based extractor is built,
@@ -22,6 +25,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import warnings
 from typing import Any, Callable, Optional, Protocol, runtime_checkable
 
 import numpy as np
@@ -34,6 +38,12 @@ INCEPTION_SIZE = 299
 # checks that download against (keras/src/applications/inception_v3.py).
 INCEPTION_WEIGHTS_FILE = "inception_v3_weights_tf_dim_ordering_tf_kernels_notop.h5"
 KERAS_INCEPTION_NOTOP_MD5 = "bcbd6486424b2319ff4ef7d526e38f63"
+# The frozen TF Inception graph of 2015-12-05 that the reference FID code (TTUR, bioinf-jku/TTUR fid.py)
+# and hence published FIDs use; the file inside inception-2015-12-05.tgz, and the tensors TTUR feeds and reads.
+INCEPTION_GRAPH = "inception-2015-12-05"
+INCEPTION_GRAPH_FILE = "classify_image_graph_def.pb"
+INCEPTION_GRAPH_INPUT = "ExpandDims:0"
+INCEPTION_GRAPH_OUTPUT = "pool_3:0"
 
 
 @runtime_checkable
@@ -314,6 +324,108 @@ def saved_model(path: str, batch_size: int = 64) -> ModelExtractor:
     return extractor
 
 
+def read_inception_graph(path: str) -> Any:
+    """Reads ``path`` as the 2015-12-05 Inception GraphDef and checks it has the tensors FID uses.
+
+    Checks what can be checked without running anything (the config check
+    calls this before TFX starts): the file exists, parses as a TensorFlow
+    ``GraphDef``, and has nodes ``ExpandDims`` and ``pool_3``
+    (:data:`INCEPTION_GRAPH_INPUT`, :data:`INCEPTION_GRAPH_OUTPUT`).
+
+    Returns:
+      The parsed ``tf.compat.v1.GraphDef``.
+    Raises:
+      FileNotFoundError: ``path`` does not exist or is not a file.
+      ValueError: not a GraphDef, or one without those tensors.
+    Every message is one line naming the file and what was expected.
+    """
+    import tensorflow as tf
+    from google.protobuf.message import DecodeError
+
+    expected = f"expected {INCEPTION_GRAPH_FILE} from {INCEPTION_GRAPH}.tgz"
+    if not os.path.exists(path):
+        raise FileNotFoundError(f"{INCEPTION_GRAPH} graph {path} does not exist ({expected})")
+    if not os.path.isfile(path):
+        raise FileNotFoundError(f"{INCEPTION_GRAPH} graph {path} is not a file ({expected})")
+    with open(path, "rb") as handle:
+        data = handle.read()
+    graph_def = tf.compat.v1.GraphDef()
+    try:
+        # Protobuf stops early on some non-protobuf bytes (text, for one) with only a RuntimeWarning and
+        # returns how much it read: a short read, or no nodes at all, is not a graph either.
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)
+            parsed = graph_def.ParseFromString(data)
+    except DecodeError:
+        parsed = -1
+    if (isinstance(parsed, int) and parsed != len(data)) or not graph_def.node:
+        raise ValueError(f"{INCEPTION_GRAPH} graph {path} is not a TensorFlow GraphDef ({expected})")
+    nodes = {node.name for node in graph_def.node}
+    missing = [tensor for tensor in (INCEPTION_GRAPH_INPUT, INCEPTION_GRAPH_OUTPUT)
+               if tensor.partition(":")[0] not in nodes]
+    if missing:
+        raise ValueError(f"{INCEPTION_GRAPH} graph {path} has no tensor {' and no '.join(missing)} ({expected}, "
+                         f"which has input {INCEPTION_GRAPH_INPUT} and output {INCEPTION_GRAPH_OUTPUT})")
+    return graph_def
+
+
+def inception_graph(path: str, batch_size: int = 50) -> ModelExtractor:
+    """FID features as published FIDs compute them: ``pool_3`` of the TF Inception graph of 2015-12-05.
+
+    Follows the reference implementation (TTUR fid.py; Heusel et al. 2017,
+    "GANs Trained by a Two Time-Scale Update Rule Converge to a Local Nash
+    Equilibrium"): float32 pixels in [0, 255] of shape [N, H, W, 3] at their
+    native size go into ``ExpandDims:0``; the graph's own ``ResizeBilinear``
+    takes them to 299x299 and it does its own scaling, so nothing is resized
+    or normalised here. ``pool_3:0`` ([N, 1, 1, 2048] for the real graph) is
+    flattened to float64 [N, 2048]. Grey images are replicated to 3 channels.
+    Batches of ``batch_size`` (TTUR's default 50); a batch's size does not
+    change any image's features.
+
+    The name is ``inception-2015-12-05-pool3@sha256:<prefix of the file's
+    SHA-256>``: distinct from the Keras ``inception-v3-pool3`` numbers, and
+    different for any other file. Nothing is downloaded: the user gives the
+    file (``classify_image_graph_def.pb`` from ``inception-2015-12-05.tgz``).
+
+    Raises:
+      FileNotFoundError, ValueError: as :func:`read_inception_graph`, or when
+        the graph does not take float32 images at ``ExpandDims:0`` or its
+        ``pool_3`` size per image is not fixed; one line naming the file.
+    """
+    import tensorflow as tf
+
+    graph_def = read_inception_graph(path)
+    # TTUR patches every tensor's static batch-1 shape so it can feed batches. Here the images come in through
+    # input_map instead, and shapes are inferred from them. Shapes recorded in the file (_output_shapes, batch 1
+    # where a graph was exported with them) would be merged back in at import and make every static shape
+    # claim batch 1 while batches of 50 run, so they are dropped.
+    for node in graph_def.node:
+        if "_output_shapes" in node.attr:
+            del node.attr["_output_shapes"]
+
+    def forward(images):
+        (pool3,) = tf.graph_util.import_graph_def(
+            graph_def, input_map={INCEPTION_GRAPH_INPUT: images}, return_elements=[INCEPTION_GRAPH_OUTPUT],
+            name="FID_Inception_Net")
+        return pool3
+
+    try:
+        # wrap_function runs the TF1 graph as a TF2 function pruned to pool_3: the JPEG-decoding head that
+        # used to feed ExpandDims is never run, and H, W and N stay free.
+        function = tf.compat.v1.wrap_function(forward, [tf.TensorSpec([None, None, None, 3], tf.float32)])
+    except (ValueError, TypeError) as error:
+        first_line = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+        raise ValueError(f"{INCEPTION_GRAPH} graph {path}: cannot feed float32 images [N, H, W, 3] to "
+                         f"{INCEPTION_GRAPH_INPUT}: {first_line}") from error
+    per_image = function.structured_outputs.shape[1:]
+    if not per_image.is_fully_defined():
+        raise ValueError(f"{INCEPTION_GRAPH} graph {path}: {INCEPTION_GRAPH_OUTPUT} has shape "
+                         f"{function.structured_outputs.shape}, expected a fixed size per image ([N, 1, 1, 2048])")
+    return ModelExtractor(
+        lambda x: function(x).numpy(), f"{INCEPTION_GRAPH}-pool3@sha256:{_file_digest(path, 'sha256')[:12]}",
+        input_size=None, input_channels=3, feature_dim=int(np.prod(per_image.as_list())), batch_size=batch_size)
+
+
 def _keras_call(model: Any) -> Callable[[Any], Any]:
     import tensorflow as tf
 
@@ -358,14 +470,15 @@ _REGISTRY: dict[str, Callable[[], FeatureExtractor]] = {
 # "kind:path" specs: the kind names a loader, the path is the user's file.
 _PATH_KINDS: dict[str, Callable[[str], FeatureExtractor]] = {
     INCEPTION: inception_v3,
+    INCEPTION_GRAPH: inception_graph,
     "keras": keras_model,
     "savedmodel": saved_model,
 }
 
 
 def available_extractors() -> list[str]:
-    return sorted([*_REGISTRY, INCEPTION, f"{INCEPTION}:<weights.h5>", "keras:<model.keras>",
-                   "savedmodel:<dir>"])
+    return sorted([*_REGISTRY, INCEPTION, f"{INCEPTION}:<weights.h5>",
+                   f"{INCEPTION_GRAPH}:<{INCEPTION_GRAPH_FILE}>", "keras:<model.keras>", "savedmodel:<dir>"])
 
 
 def parse_spec(spec: str) -> tuple[str, Optional[str]]:
@@ -375,6 +488,9 @@ def parse_spec(spec: str) -> tuple[str, Optional[str]]:
     """
     if spec in _REGISTRY or spec == INCEPTION:
         return spec, None
+    if spec == INCEPTION_GRAPH:  # there is no cached copy to fall back on: the user names the file
+        raise ValueError(f"feature extractor {spec!r} needs the graph's path: "
+                         f"'{INCEPTION_GRAPH}:/path/to/{INCEPTION_GRAPH_FILE}'")
     kind, separator, path = spec.partition(":")
     if separator and kind in _PATH_KINDS:
         if not path:
@@ -388,7 +504,7 @@ def get_extractor(name: str = DEFAULT_EXTRACTOR) -> FeatureExtractor:
 
     ``name`` is a registered name (``random-conv``), ``inception-v3`` (Keras'
     cached ImageNet weights), or ``kind:path`` with kind ``inception-v3``,
-    ``keras`` or ``savedmodel``.
+    ``inception-2015-12-05``, ``keras`` or ``savedmodel``.
     """
     kind, path = parse_spec(name)
     if kind in _REGISTRY:
