@@ -15,6 +15,7 @@ import warnings
 
 from ganpipe import native_noise
 from ganpipe.atomic import write_atomically
+from ganpipe.components.synthetic_example_gen import request as export_request
 from ganpipe.pipeline.config import ConfigError, load_config
 
 EXIT_STOPPED = 1
@@ -107,30 +108,63 @@ def _train(args: argparse.Namespace) -> int:
     return 0
 
 
+GENERATE_FORMATS = ("grid", *export_request.FORMATS)
+GRID_SAMPLES = 64
+GRID_FILE = "grid.png"
+
+
 def _add_generate_command(commands: argparse._SubParsersAction) -> None:
-    generate = commands.add_parser("generate", help="render samples of a pushed generator as a PNG grid")
+    generate = commands.add_parser("generate", help="render samples of a pushed generator as a PNG grid, or export "
+                                                    "them as a data set (TFRecords or class folders)")
     generate.add_argument("--model", required=True,
                           help="a version directory, or a model base <serving_dir>/<model_name> (newest version)")
     generate.add_argument("--version", type=int, help="version under a model base (default: the newest)")
-    generate.add_argument("--n", type=int, default=64, help="number of samples (default 64)")
+    generate.add_argument("--format", choices=GENERATE_FORMATS, default="grid",
+                          help="grid: one PNG picture (default); tfrecord: tf.Examples as ingestion writes them, "
+                               "under <out>/Split-train/; folder: PNG files, one subfolder per class")
+    generate.add_argument("--n", type=int,
+                          help=f"number of samples (default {GRID_SAMPLES} for a grid; an export needs --n or "
+                               "--per-class)")
+    generate.add_argument("--per-class", type=int, metavar="N",
+                          help="export N samples of each class (conditional generators only)")
     generate.add_argument("--seed", type=int, default=0, help="first seed; samples use seed..seed+n-1 (default 0)")
-    generate.add_argument("--out", default="grid.png", help="PNG file to write (default grid.png)")
-    generate.add_argument("--scale", type=int, help="integer upscaling (default: grid at least 512 px wide)")
+    generate.add_argument("--out", help=f"grid: PNG file (default {GRID_FILE}); tfrecord/folder: a folder that "
+                                        "does not exist or is empty")
+    generate.add_argument("--scale", type=int, help="grid only: integer upscaling (default: at least 512 px wide)")
     generate.set_defaults(handler=_generate)
 
 
 def _generate(args: argparse.Namespace) -> int:
-    """Same model, seed and n: the same PNG bytes."""
-    from ganpipe.serving.generate import ModelNotFoundError, generate
+    """Same model, seed and n: the same PNG bytes (grid) or the same records (export)."""
+    from ganpipe.serving.generate import ModelNotFoundError, export, generate
 
     try:
-        model_dir = generate(args.model, args.out, count=args.n, seed=args.seed, version=args.version,
-                             scale=args.scale)
+        if args.format == "grid":
+            if args.per_class is not None:
+                raise ValueError("--per-class: only with --format tfrecord or folder (a grid is --n samples)")
+            count, out = GRID_SAMPLES if args.n is None else args.n, args.out or GRID_FILE
+            model_dir = generate(args.model, out, count=count, seed=args.seed, version=args.version,
+                                 scale=args.scale)
+        else:
+            if args.scale is not None:
+                raise ValueError("--scale: only with --format grid (an export keeps the generator's size)")
+            summary = export(args.model, args.out, args.format, count=args.n, per_class=args.per_class,
+                             seed=args.seed, version=args.version)
     except (ModelNotFoundError, ValueError) as error:
         print(f"ganpipe: error: {error}", file=sys.stderr)
         return EXIT_BAD_INPUT
-    print(f"ganpipe: {args.n} samples of {model_dir} (seeds {args.seed}..{args.seed + args.n - 1}): "
-          f"{os.path.abspath(args.out)}")
+    if args.format == "grid":
+        print(f"ganpipe: {count} samples of {model_dir} (seeds {args.seed}..{args.seed + count - 1}): "
+              f"{os.path.abspath(out)}")
+        return 0
+    labels = ", ".join(f"{label}: {number}" for label, number in summary.labels.items())
+    print(f"ganpipe: {summary.count} samples of {summary.model}"
+          f"{' version ' + summary.version if summary.version else ''} (seeds {summary.first_seed}.."
+          f"{summary.first_seed + summary.count - 1}; images per label {labels}) in {summary.seconds:.1f}s")
+    from ganpipe.components.synthetic_example_gen.export import SPLIT_DIR
+
+    where = os.path.join(summary.out, SPLIT_DIR) if args.format == "tfrecord" else summary.out
+    print(f"ganpipe: {args.format}: {where} ({summary.files} files)")
     return 0
 
 

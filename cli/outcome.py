@@ -14,6 +14,8 @@ import os
 from ml_metadata import metadata_store
 from ml_metadata.proto import metadata_store_pb2
 
+from ganpipe import contract
+
 
 @dataclasses.dataclass
 class RunOutcome:
@@ -23,6 +25,8 @@ class RunOutcome:
     examples_uri: str | None
     evaluation: dict | None
     evaluation_uri: str | None
+    synthetic_uri: str | None = None  # SyntheticExampleGen's Examples (export.synthetic_count), when it ran
+    synthetic_count: int = 0
 
 
 def read_outcome(metadata_path: str, since_ms: int) -> RunOutcome:
@@ -32,13 +36,15 @@ def read_outcome(metadata_path: str, since_ms: int) -> RunOutcome:
     config.sqlite.connection_mode = metadata_store_pb2.SqliteMetadataSourceConfig.READONLY
     store = metadata_store.MetadataStore(config)
 
-    def newest(type_name: str):
-        artifacts = [a for a in store.get_artifacts_by_type(type_name) if a.create_time_since_epoch >= since_ms]
+    def newest(type_name: str, synthetic: bool = False):
+        artifacts = [a for a in store.get_artifacts_by_type(type_name) if a.create_time_since_epoch >= since_ms
+                     and (contract.SYNTHETIC_COUNT_PROPERTY in a.custom_properties) == synthetic]
         return max(artifacts, key=lambda a: a.id) if artifacts else None
 
     pushed_model = newest("PushedModel")
     model = newest("Model")
-    examples = newest("Examples")
+    examples = newest("Examples")  # the real images, not the synthetic ones made after a push
+    synthetic = newest("Examples", synthetic=True)
     evaluation_artifact = newest("ModelEvaluation")
     evaluation = None
     if evaluation_artifact is not None:
@@ -56,4 +62,6 @@ def read_outcome(metadata_path: str, since_ms: int) -> RunOutcome:
         examples_uri=examples.uri if examples else None,
         evaluation=evaluation,
         evaluation_uri=evaluation_artifact.uri if evaluation_artifact else None,
+        synthetic_uri=synthetic.uri if synthetic else None,
+        synthetic_count=synthetic.custom_properties[contract.SYNTHETIC_COUNT_PROPERTY].int_value if synthetic else 0,
     )

@@ -30,6 +30,9 @@ def summarize(config: PipelineConfig, started_ms: int, seconds: float) -> str:
         write_samples(model_dir, outcome.examples_uri, config, path)
         kind = "pushed" if outcome.pushed else "candidate (not pushed)"
         lines.append(f"ganpipe: samples of the {kind} generator next to real images: {os.path.abspath(path)}")
+    if outcome.synthetic_uri:
+        lines.append(f"ganpipe: synthetic examples: {outcome.synthetic_count} samples of the pushed generator: "
+                     f"{outcome.synthetic_uri}")
     return "\n".join(lines)
 
 

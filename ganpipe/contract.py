@@ -25,6 +25,10 @@ INGEST_REPORT_FILE = "ingest_report.json"
 # GanEvaluator writes it; ServingPusher pushes only while that version is still the newest.
 BASELINE_VERSION_PROPERTY = "baseline_version"
 
+# Examples custom property: how many synthetic images SyntheticExampleGen wrote (it marks its
+# Examples apart from the real ones ingestion wrote; the run summary reads it).
+SYNTHETIC_COUNT_PROPERTY = "synthetic_count"
+
 # Generator SavedModel signatures.
 SERVING_SIGNATURE = "serving_default"  # z float32 [N, latent] -> images uint8 [N, H, W, C]
 SEEDS_SIGNATURE = "generate_from_seeds"  # seeds int64 [N] -> images uint8, png string [N]

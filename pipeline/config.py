@@ -23,6 +23,7 @@ from ganpipe.trainer.config import AUTO_DROPOUT, TrainerConfig
 from ganpipe.components.image_example_gen import sources
 from ganpipe.components.image_example_gen.config import IngestConfig
 from ganpipe.components.image_example_gen.pixels import RESIZE_MODES, parse_colour
+from ganpipe.components.synthetic_example_gen import request as export_request
 from ganpipe.evaluation.config import EvaluateConfig
 
 DATA_FORMATS = ("auto", *sources.FORMATS)
@@ -100,6 +101,23 @@ class PushConfig:
         if "://" in self.serving_dir:
             raise ConfigError(f"push.serving_dir={self.serving_dir!r}: must be a local or mounted path; "
                               "versions appear by atomic rename, which object stores do not offer")
+
+
+@dataclasses.dataclass
+class ExportConfig:
+    """What the pipeline makes of a pushed generator after the push.
+
+    ``synthetic_count`` > 0 adds SyntheticExampleGen: that many samples of the
+    generator just pushed (seeds 0..count-1) as a standard Examples artifact
+    with lineage to the pushed model. It runs only when the run pushed.
+    """
+
+    synthetic_count: int = 0  # 0: off
+
+    def validate(self) -> None:
+        if not 0 <= self.synthetic_count <= export_request.MAX_IMAGES:
+            raise ConfigError(f"export.synthetic_count={self.synthetic_count}: must be in "
+                              f"[0, {export_request.MAX_IMAGES}] (0: off)")
 
 
 @dataclasses.dataclass
@@ -203,6 +221,7 @@ class PipelineConfig:
     train: TrainerConfig = dataclasses.field(default_factory=TrainerConfig)
     evaluate: EvaluateConfig = dataclasses.field(default_factory=EvaluateConfig)
     push: PushConfig = dataclasses.field(default_factory=PushConfig)
+    export: ExportConfig = dataclasses.field(default_factory=ExportConfig)
     kubeflow: KubeflowConfig = dataclasses.field(default_factory=KubeflowConfig)
 
     # Derived locations. Everything a run writes lives under output_dir.
@@ -235,6 +254,7 @@ class PipelineConfig:
         except ValueError as error:
             raise ConfigError(str(error)) from None
         self.push.validate()
+        self.export.validate()
         self.kubeflow.validate()
 
     def ingest_config(self) -> IngestConfig:

@@ -14,6 +14,9 @@ from ganpipe.pipeline.inputs import ResolvedInput
 
 _RUNNING = "Component %s is running."
 _FINISHED = "Component %s is finished."
+# TFX's launcher, when a node's inputs resolve to nothing: here, a tfx.dsl.Cond that is false
+# (SyntheticExampleGen after a run that did not push).
+_SKIPPED = "Skipping execution for %s"
 
 
 class _ComponentProgress(logging.Handler):
@@ -27,13 +30,19 @@ class _ComponentProgress(logging.Handler):
     def __init__(self, echo: Callable[[str], None], total: int):
         super().__init__(level=logging.INFO)
         self._echo, self._total, self._done, self._started = echo, total, 0, 0.0
+        self._skipped: set[str] = set()
 
     def emit(self, record: logging.LogRecord) -> None:
         if record.msg == _RUNNING:
             self._started = time.monotonic()
             self._echo(f"[{self._done + 1}/{self._total}] {record.args[0]} ...")
+        elif record.msg == _SKIPPED:
+            self._skipped.add(record.args[0])
         elif record.msg == _FINISHED:
             self._done += 1
+            if record.args[0] in self._skipped:
+                self._echo(f"[{self._done}/{self._total}] {record.args[0]} skipped (its condition was not met)")
+                return
             self._echo(f"[{self._done}/{self._total}] {record.args[0]} done in {time.monotonic() - self._started:.1f}s")
 
 

@@ -4,6 +4,7 @@
       -> StatisticsGen (image-domain stats) -> ExampleValidator <- ImportSchemaGen (curated)
       -> DataGate (hard stop)  -> Trainer (run_fn in trainer/)
       -> GanEvaluator (vs. eval split and the generator serving now) -> Pusher
+      -> SyntheticExampleGen (export.synthetic_count > 0, only when the Pusher pushed)
 """
 
 from __future__ import annotations
@@ -20,6 +21,8 @@ from ganpipe.components.gan_evaluator.component import GanEvaluator
 from ganpipe.components.image_example_gen.component import ImageExampleGen
 from ganpipe.components.image_example_gen.config import IngestConfig
 from ganpipe.components.serving_pusher.component import ServingPusher
+from ganpipe.components.synthetic_example_gen.component import SyntheticExampleGen
+from ganpipe.components.synthetic_example_gen.executor import PUSHED_PROPERTY
 from ganpipe.evaluation.config import GATE_LIMITS
 from ganpipe import contract
 from ganpipe.pipeline import schema as curated_schema
@@ -107,18 +110,37 @@ def create_pipeline(
         serving_base=config.serving_base,
         keep_versions=config.push.keep_versions,
     ).with_id("Pusher")
+    components = [example_gen, statistics_gen, schema_gen, example_validator, data_gate, trainer, evaluator, pusher]
+    if config.export.synthetic_count:
+        components.append(_synthetic_example_gen(pusher, config.export.synthetic_count))
     return tfx.dsl.Pipeline(
         pipeline_name=config.pipeline_name,
         pipeline_root=pipeline_root,
-        components=[
-            example_gen, statistics_gen, schema_gen, example_validator, data_gate,
-            trainer, evaluator, pusher,
-        ],
+        components=components,
         metadata_connection_config=tfx.orchestration.metadata.sqlite_metadata_connection_config(
             config.metadata_path
         ),
         enable_cache=False,
     )
+
+
+def _synthetic_example_gen(pusher: ServingPusher, count: int) -> SyntheticExampleGen:
+    """Samples of the generator just pushed, as Examples; runs only when the Pusher pushed.
+
+    ``tfx.dsl.Cond`` on the PushedModel's `pushed` property (1 after a push, 0
+    when the blessing or a newer serving version stopped it): LocalDagRunner
+    skips the step, and the Kubeflow V2 compile turns it into the task's
+    trigger condition, so a run that did not push writes no synthetic data.
+    """
+    pushed_model = pusher.outputs["pushed_model"]
+    pushed = pushed_model.future()
+    # TFX 1.16's OutputChannel.future() presets the placeholder key "_Pusher.pushed_model". The Kubeflow V2
+    # step builder keeps that key in the trigger condition but declares the input only under the consumer's
+    # own name, "pushed_model" (the component already takes the channel), so KFP's driver could not
+    # evaluate the condition. Without a preset key each compiler names the input it declares.
+    pushed.set_key(None)
+    with tfx.dsl.Cond(pushed[0].custom_property(PUSHED_PROPERTY) == 1):
+        return SyntheticExampleGen(pushed_model=pushed_model, count=count)
 
 
 # name: what it sets. The names are the pipeline's input parameters in the compiled package

@@ -1,9 +1,11 @@
-"""`ganpipe generate`: a picture of any pushed generator's samples.
+"""`ganpipe generate`: a picture of any pushed generator's samples, or a synthetic data set.
 
 Loads the SavedModel with plain TensorFlow (as TF Serving would), calls its
 ``generate_from_seeds`` signature, which is deterministic per seed, and
 writes the grid as a PNG without metadata: the same model, seeds and size
-give the same bytes every time.
+give the same bytes every time. ``export`` writes many samples instead, as
+tf.Example TFRecords or class folders (components/synthetic_example_gen),
+streaming them batch by batch.
 """
 
 from __future__ import annotations
@@ -11,7 +13,7 @@ from __future__ import annotations
 import io
 import math
 import os
-from typing import Optional
+from typing import Any, Optional
 
 import numpy as np
 
@@ -23,7 +25,7 @@ SAVED_MODEL_FILE = "saved_model.pb"
 # Small samples (16x16) are scaled up so the grid is at least this wide.
 MIN_GRID_PIXELS = 512
 # One picture: a grid of more samples than this is unreadable, and 10^7 of them ran for hours while
-# memory grew (the tf.Example export of many samples is another command's job).
+# memory grew (many samples are a data set: `ganpipe generate --format tfrecord|folder`, ``export`` below).
 MAX_SAMPLES = 4096
 MAX_GRID_PIXELS = 16384  # per side, after scaling: what image viewers and Pillow handle comfortably
 SEED_LIMIT = 2**63 - 1  # seeds are int64
@@ -59,8 +61,8 @@ def resolve_model_dir(path: str, version: Optional[int] = None) -> str:
     return os.path.join(path, str(version))
 
 
-def generate_images(model_dir: str, count: int, seed: int) -> np.ndarray:
-    """uint8 [count, H, W, C] for seeds seed .. seed + count - 1, in batches of BATCH.
+def load_generator(model_dir: str) -> Any:
+    """The SavedModel at ``model_dir``, loaded with plain TensorFlow, with the seeds signature checked.
 
     Raises:
       ModelNotFoundError: the SavedModel cannot be loaded (corrupt, truncated) or is not a generator.
@@ -76,6 +78,18 @@ def generate_images(model_dir: str, count: int, seed: int) -> np.ndarray:
     if contract.SEEDS_SIGNATURE not in loaded.signatures:
         raise ModelNotFoundError(f"{model_dir} has no '{contract.SEEDS_SIGNATURE}' signature: not a ganpipe "
                                  "generator")
+    return loaded
+
+
+def generate_images(model_dir: str, count: int, seed: int) -> np.ndarray:
+    """uint8 [count, H, W, C] for seeds seed .. seed + count - 1, in batches of BATCH.
+
+    Raises:
+      ModelNotFoundError: the SavedModel cannot be loaded (corrupt, truncated) or is not a generator.
+    """
+    import tensorflow as tf
+
+    loaded = load_generator(model_dir)
     signature = loaded.signatures[contract.SEEDS_SIGNATURE]
     batches = [signature(**{contract.SEEDS_INPUT: tf.range(start, min(start + BATCH, seed + count), dtype=tf.int64)})
                [contract.IMAGES_OUTPUT].numpy() for start in range(seed, seed + count, BATCH)]
@@ -136,3 +150,35 @@ def generate(model: str, out: str, count: int = 64, seed: int = 0, version: Opti
     except OSError as error:  # a full disk, /proc, a looping link, a read-only file
         raise ValueError(f"--out={out}: cannot write it: {error.strerror}") from None
     return model_dir
+
+
+def export(model: str, out: Optional[str], data_format: str, count: Optional[int] = None,
+           per_class: Optional[int] = None, seed: int = 0, version: Optional[int] = None):
+    """Writes ``count`` samples (or ``per_class`` of each class) to the folder ``out``; returns the
+    ``ExportSummary`` (components/synthetic_example_gen/export.py has the layout).
+
+    Every check that needs no model runs first, so a bad request is refused in milliseconds.
+
+    Raises:
+      ValueError: a bad --format, --n, --per-class, --seed or --out; --per-class from an unconditional
+        generator; class names that cannot be folders (``request.ExportError``, a ValueError).
+      ModelNotFoundError: no loadable generator at ``model``.
+    """
+    from ganpipe.components.synthetic_example_gen import request
+
+    if data_format not in request.FORMATS:
+        raise ValueError(f"--format={data_format!r}: must be grid or one of {', '.join(request.FORMATS)}")
+    request.check_counts(count, per_class)
+    if count is not None:
+        request.check_seeds(seed, count)
+    else:
+        request.check_seeds(seed, 1)  # the class count, and so the last seed, is known once the model loads
+    out = request.check_out(out)
+    model_dir = resolve_model_dir(model, version)
+    loaded = load_generator(model_dir)
+    from ganpipe.components.synthetic_example_gen import export as synthetic, samples
+
+    path, model_version = synthetic.model_identity(os.path.abspath(model_dir))
+    return synthetic.export_samples(loaded, samples.describe(loaded, model_dir), out, data_format, count=count,
+                                    per_class=per_class, first_seed=seed, model=path, version=model_version,
+                                    batch=BATCH)

@@ -17,14 +17,13 @@ import os
 from typing import Iterator
 
 import apache_beam as beam
-import tensorflow as tf
 
-from ganpipe.components.image_example_gen import arrays, pixels, report, sources, validation
+from ganpipe.components.image_example_gen import arrays, example, pixels, report, sources, validation
 from ganpipe import contract
 from ganpipe.atomic import write_atomically
 
 REJECTED = "rejected"
-TFRECORD_PREFIX = "data_tfrecord"  # what stock ExampleGen names its shards
+TFRECORD_PREFIX = example.TFRECORD_PREFIX
 SPLITS = (contract.TRAIN_SPLIT, contract.EVAL_SPLIT)
 
 
@@ -35,22 +34,8 @@ def split_for(sha256_hex: str, eval_fraction: float) -> str:
 
 def make_example(image: bytes, preparation: pixels.Preparation, label: int, source: str, sha256_hex: str) -> bytes:
     """The contract's tf.Example: ``image`` is the PNG of the prepared pixels, ``sha256`` the original's digest."""
-    def ints(value: int) -> tf.train.Feature:
-        return tf.train.Feature(int64_list=tf.train.Int64List(value=[value]))
-
-    def raw(value: bytes) -> tf.train.Feature:
-        return tf.train.Feature(bytes_list=tf.train.BytesList(value=[value]))
-
-    feature = {
-        contract.IMAGE_KEY: raw(image),
-        contract.HEIGHT_KEY: ints(preparation.size),
-        contract.WIDTH_KEY: ints(preparation.size),
-        contract.CHANNELS_KEY: ints(preparation.channels),
-        contract.LABEL_KEY: ints(int(label)),
-        contract.SOURCE_KEY: raw(source.encode("utf-8", "surrogateescape")),
-        contract.SHA256_KEY: raw(sha256_hex.encode("ascii")),
-    }
-    return tf.train.Example(features=tf.train.Features(feature=feature)).SerializeToString()
+    return example.encode_example(image, preparation.size, preparation.size, preparation.channels, label, source,
+                                  sha256_hex)
 
 
 class _ArrayCache:
@@ -99,10 +84,10 @@ class DecodeAndValidate(beam.DoFn):
             return beam.pvalue.TaggedOutput(REJECTED, (sources.display_name(source), check.reason,
                                                        sources.display_name(check.detail), check.channels))
         digest = hashlib.sha256(data).hexdigest()
-        example = make_example(prepared, self._preparation, label, source, digest)
+        record = make_example(prepared, self._preparation, label, source, digest)
         # Distinct by what is stored: copies that differ only in metadata (a PNG tIME chunk, the same
         # picture saved as .png and .jpg) prepare to the same pixels.
-        return (split_for(digest, self._eval_fraction), example, check.channels,
+        return (split_for(digest, self._eval_fraction), record, check.channels,
                 hashlib.sha256(prepared).hexdigest())
 
 
@@ -164,7 +149,7 @@ def IngestImages(  # pylint: disable=invalid-name
             records
             | f"Serialized[{split}]" >> beam.Map(lambda record: record[1])
             | f"Write[{split}]" >> beam.io.WriteToTFRecord(
-                os.path.join(split_uris[split], TFRECORD_PREFIX), file_name_suffix=".gz")
+                os.path.join(split_uris[split], TFRECORD_PREFIX), file_name_suffix=example.TFRECORD_SUFFIX)
         )
     _ = (
         (
