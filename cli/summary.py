@@ -68,5 +68,11 @@ def _scores(evaluation: dict) -> str:
     candidate = evaluation.get("candidate") or {}
     if candidate.get("coverage") is not None:  # mode collapse shows here, not in FID
         parts.append(f"candidate recall {candidate['recall']:.2f} coverage {candidate['coverage']:.2f}")
+    if candidate.get("inception_score") is not None:
+        floor = (evaluation.get("real_floor") or {}).get("inception_score")
+        parts.append(f"IS {candidate['inception_score']:.2f}" + (f" (real {floor:.2f})" if floor else ""))
+    cas = evaluation.get("cas") or {}
+    if cas.get("cas_ratio") is not None:
+        parts.append(f"CAS {cas['cas']:.2f} ({cas['cas_ratio']:.2f}x real)")
     parts.append("blessed" if evaluation.get("blessed") else "not blessed")
     return ", ".join(parts)

@@ -15,13 +15,17 @@ import os
 from typing import Any, Mapping
 
 from ganpipe import settings
-from ganpipe.evaluation.feature_extractors import DEFAULT_EXTRACTOR, INCEPTION, INCEPTION_GRAPH, parse_spec
+from ganpipe.evaluation.feature_extractors import (DEFAULT_EXTRACTOR, DOMAIN_CLASSIFIER, INCEPTION, INCEPTION_GRAPH,
+                                                  parse_spec)
 
 
 # The gate's limits: the settings a scheduled run or the Kubeflow UI may change without recompiling
 # (runtime parameters, kubeflow/runner.py), and GanEvaluator's per-limit execution properties.
 GATE_LIMITS = ("max_fid", "max_kid", "min_recall", "min_coverage", "max_fid_over_floor",
-               "min_coverage_of_floor", "min_improvement")
+               "min_coverage_of_floor", "min_improvement", "min_cas_ratio")
+# evaluate.classifier: what gives p(y|x) for the Inception Score (and, "domain", trains for CAS).
+CLASSIFIERS = ("auto", "none", "domain")
+INCEPTION_CLASSIFIER = "inception-v3"  # inception-v3:<ImageNet weights .h5 with the top>
 
 
 @dataclasses.dataclass
@@ -59,6 +63,19 @@ class EvaluateConfig:
     # Relative rule: the candidate must beat the blessed baseline's FID by at
     # least this fraction (0.0 = not worse).
     min_improvement: float = 0.0
+    # Conditional generators only: the candidate's CAS at least this share of the same
+    # classifier's accuracy when trained on as many real images (0 = off; needs cas_samples > 0).
+    min_cas_ratio: float = 0.0
+    # The classifier behind the Inception Score: auto (a domain classifier when the train split has
+    # >= 2 labelled classes, else none) | domain | none | inception-v3:<ImageNet weights with top .h5>.
+    classifier: str = "auto"
+    # Adam steps (batch 64) of every domain-classifier training; cached per dataset, so a nightly run
+    # on unchanged data trains none of the real-data ones again.
+    classifier_steps: int = 1000
+    # CAS (conditional generators with a domain classifier): generated labelled images it trains on
+    # (0 = off), and the real fraction of the train split for the augmentation gain.
+    cas_samples: int = 2048
+    cas_real_fraction: float = 0.1
     # A blessed baseline exists but cannot be loaded or scored: false refuses
     # the candidate (nobody can show it is not worse); true judges it as if
     # there were no baseline. Either way the page says what happened.
@@ -78,7 +95,7 @@ class EvaluateConfig:
         if not 16 <= self.num_samples <= 1_000_000:
             raise ValueError(f"evaluate.num_samples={self.num_samples}: must be in [16, 1000000]")
         for name in ("max_fid", "max_kid", "max_fid_over_floor", "min_recall", "min_coverage",
-                     "min_coverage_of_floor", "min_improvement"):
+                     "min_coverage_of_floor", "min_improvement", "min_cas_ratio", "cas_real_fraction"):
             if not math.isfinite(getattr(self, name)):
                 raise ValueError(f"evaluate.{name}={getattr(self, name)}: must be a finite number")
         for name in ("max_fid", "max_kid", "max_fid_over_floor"):
@@ -87,11 +104,31 @@ class EvaluateConfig:
         if 0 < self.max_fid_over_floor < 1:
             raise ValueError(f"evaluate.max_fid_over_floor={self.max_fid_over_floor}: must be 0 (off) or >= 1: "
                              "below 1 no generator can beat real images")
-        for name in ("min_recall", "min_coverage", "min_coverage_of_floor"):
+        self._validate_classifier()
+        for name in ("min_recall", "min_coverage", "min_coverage_of_floor", "min_cas_ratio"):
             if not 0.0 <= getattr(self, name) <= 1.0:
                 raise ValueError(f"evaluate.{name}={getattr(self, name)}: must be in [0, 1] (0 disables it)")
         if not 0.0 <= self.min_improvement < 1.0:
             raise ValueError(f"evaluate.min_improvement={self.min_improvement}: must be in [0, 1)")
+
+    def _validate_classifier(self) -> None:
+        kind, _, path = self.classifier.partition(":")
+        if self.classifier not in CLASSIFIERS and not (kind == INCEPTION_CLASSIFIER and path):
+            raise ValueError(f"evaluate.classifier={self.classifier!r}: must be one of {', '.join(CLASSIFIERS)} "
+                             f"or {INCEPTION_CLASSIFIER}:<ImageNet weights with the top, .h5>")
+        if not 10 <= self.classifier_steps <= 1_000_000:
+            raise ValueError(f"evaluate.classifier_steps={self.classifier_steps}: must be in [10, 1000000]")
+        if not 0 <= self.cas_samples <= 1_000_000:
+            raise ValueError(f"evaluate.cas_samples={self.cas_samples}: must be in [0, 1000000] (0: no CAS)")
+        if not 0.0 < self.cas_real_fraction <= 1.0:
+            raise ValueError(f"evaluate.cas_real_fraction={self.cas_real_fraction}: must be in (0, 1]")
+        if self.min_cas_ratio > 0 and (self.cas_samples == 0 or self.classifier in ("none",)
+                                       or kind == INCEPTION_CLASSIFIER):
+            raise ValueError(f"evaluate.min_cas_ratio={self.min_cas_ratio:g} needs CAS: evaluate.cas_samples > 0 "
+                             "and evaluate.classifier auto or domain")
+        if self.extractor == DOMAIN_CLASSIFIER and self.classifier == "none":
+            raise ValueError("evaluate.extractor=domain-classifier trains the domain classifier; it cannot go with "
+                             "evaluate.classifier=none")
 
     def min_eval_images(self) -> int:
         """The fewest real eval images that score every limit that is on: 2 for FID's covariance;
@@ -115,6 +152,11 @@ class EvaluateConfig:
         """
         from ganpipe.evaluation.feature_extractors import cached_inception_weights, read_inception_graph
 
+        classifier_kind, _, classifier_path = self.classifier.partition(":")
+        if classifier_kind == INCEPTION_CLASSIFIER and "://" not in classifier_path \
+                and not os.path.isfile(classifier_path):
+            raise ValueError(f"evaluate.classifier={self.classifier!r}: {classifier_path} is not a file (expected "
+                             "Keras' InceptionV3 ImageNet weights with the top, an .h5)")
         kind, path = parse_spec(self.extractor)
         if kind == INCEPTION_GRAPH and path is not None and "://" not in path:
             # More than existence: a wrong file (not a GraphDef, other tensors) would otherwise fail only in

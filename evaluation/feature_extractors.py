@@ -16,6 +16,9 @@ Specs a config may name (:func:`get_extractor`):
   Inception graph the published FIDs use (TTUR, Heusel et al. 2017): the
   choice for comparing with papers.
 - ``keras:<model.keras>`` / ``savedmodel:<dir>``: any feature model by path.
+- ``domain-classifier``: the penultimate layer of a classifier the evaluator
+  trains on the data's labels (``domain_classifier.py``), "FID with a domain
+  classifier" as used for MNIST-like data.
 
 TensorFlow and Keras are imported only when a model-based extractor is built,
 so the default stays a plain NumPy computation.
@@ -33,6 +36,9 @@ import numpy as np
 DEFAULT_EXTRACTOR = "random-conv"
 INCEPTION = "inception-v3"
 INCEPTION_SIZE = 299
+# The penultimate layer of a small CNN the evaluator trains on the data's own class labels
+# (ganpipe/evaluation/domain_classifier.py): in-domain features for labelled data.
+DOMAIN_CLASSIFIER = "domain-classifier"
 # Keras' ImageNet InceptionV3 weights without the classifier, as
 # keras.applications downloads them into ~/.keras/models/, and the MD5 Keras
 # checks that download against (keras/src/applications/inception_v3.py).
@@ -250,6 +256,30 @@ def inception_v3(weights_path: Optional[str] = None, batch_size: int = 32) -> Mo
     return ModelExtractor(
         _keras_call(model), name, input_size=(INCEPTION_SIZE, INCEPTION_SIZE), input_channels=3,
         feature_dim=int(model.output_shape[-1]), preprocess=lambda x: x / 127.5 - 1.0, batch_size=batch_size)
+
+
+def inception_v3_classifier(weights_path: str, batch_size: int = 32) -> ModelExtractor:
+    """ImageNet p(y|x) for the Inception Score: InceptionV3 with its 1000-class softmax, at 299x299.
+
+    ``weights_path`` is the Keras ImageNet file *with* the top
+    (``inception_v3_weights_tf_dim_ordering_tf_kernels.h5``) or any weights for
+    that architecture; the user provides it, nothing is downloaded. Returns
+    float64 [N, 1000] rows summing to 1; named ``inception-v3-softmax@sha256:<prefix>``.
+
+    Raises:
+      FileNotFoundError: no such file. ValueError: the weights do not fit (Keras' message).
+    """
+    import keras
+
+    if not os.path.isfile(weights_path):
+        raise FileNotFoundError(f"InceptionV3 classifier weights file {weights_path!r} does not exist")
+    model = keras.applications.InceptionV3(include_top=True, weights=None, classifier_activation="softmax",
+                                           input_shape=(INCEPTION_SIZE, INCEPTION_SIZE, 3))
+    model.load_weights(weights_path)
+    return ModelExtractor(
+        _keras_call(model), f"inception-v3-softmax@sha256:{_file_digest(weights_path, 'sha256')[:12]}",
+        input_size=(INCEPTION_SIZE, INCEPTION_SIZE), input_channels=3, feature_dim=int(model.output_shape[-1]),
+        preprocess=lambda x: x / 127.5 - 1.0, batch_size=batch_size)
 
 
 def cached_inception_weights() -> str:
@@ -477,7 +507,7 @@ _PATH_KINDS: dict[str, Callable[[str], FeatureExtractor]] = {
 
 
 def available_extractors() -> list[str]:
-    return sorted([*_REGISTRY, INCEPTION, f"{INCEPTION}:<weights.h5>",
+    return sorted([*_REGISTRY, INCEPTION, DOMAIN_CLASSIFIER, f"{INCEPTION}:<weights.h5>",
                    f"{INCEPTION_GRAPH}:<{INCEPTION_GRAPH_FILE}>", "keras:<model.keras>", "savedmodel:<dir>"])
 
 
@@ -486,7 +516,7 @@ def parse_spec(spec: str) -> tuple[str, Optional[str]]:
 
     Checks only the form, loads nothing: configs call it to fail fast on a typo.
     """
-    if spec in _REGISTRY or spec == INCEPTION:
+    if spec in _REGISTRY or spec in (INCEPTION, DOMAIN_CLASSIFIER):
         return spec, None
     if spec == INCEPTION_GRAPH:  # there is no cached copy to fall back on: the user names the file
         raise ValueError(f"feature extractor {spec!r} needs the graph's path: "
@@ -507,6 +537,9 @@ def get_extractor(name: str = DEFAULT_EXTRACTOR) -> FeatureExtractor:
     ``inception-2015-12-05``, ``keras`` or ``savedmodel``.
     """
     kind, path = parse_spec(name)
+    if kind == DOMAIN_CLASSIFIER:
+        raise ValueError(f"{DOMAIN_CLASSIFIER!r} is trained on the data by the evaluator "
+                         "(ganpipe.components.gan_evaluator.classifiers), not built by name")
     if kind in _REGISTRY:
         return _REGISTRY[kind]()
     factory = _PATH_KINDS[kind]

@@ -29,6 +29,8 @@ from ganpipe.pipeline import schema as curated_schema
 from ganpipe.pipeline.config import PipelineConfig
 
 TRAINER_RUN_FN = "ganpipe.trainer.task.run_fn"
+# Under the pipeline root: GanEvaluator's domain classifiers, cached by dataset so nightly runs share them.
+CLASSIFIER_CACHE_DIR = "domain_classifiers"
 
 
 def create_pipeline(
@@ -101,6 +103,7 @@ def create_pipeline(
         image_size=config.train.image_size,
         channels=config.train.channels,
         limits={name: parameters[name] for name in GATE_LIMITS if name in parameters},
+        classifier_cache=os.path.join(pipeline_root, CLASSIFIER_CACHE_DIR),
     )
     # The stock Pusher with an executor that numbers versions 1, 2, 3... and
     # publishes each by atomic rename (components/serving_pusher).

@@ -21,6 +21,7 @@ TINY_RUN_FLAGS = [
     "--set", "train.log_every=4",
     "--set", "train.sample_every=4",
     "--set", "evaluate.num_samples=32",
+    "--set", "evaluate.classifier_steps=20",  # the domain classifier on labelled data: plumbing, not accuracy
     # 8 steps reach no real neighbourhood: the floor-relative gate (tested on its own) would refuse every
     # tiny run, and these runs test the plumbing around the gate.
     "--set", "evaluate.max_fid_over_floor=0",

@@ -30,6 +30,8 @@ class GanEvaluatorSpec(types.ComponentSpec):
         executor.CHANNELS_KEY: ExecutionParameter(type=int),
         # TF Serving's model_base_path: the baseline is the newest version there, read at judgment time.
         executor.SERVING_BASE_KEY: ExecutionParameter(type=str),
+        # Domain classifiers cached by dataset (under the pipeline root: shared by every run).
+        executor.CLASSIFIER_CACHE_KEY: ExecutionParameter(type=str, optional=True),
         # Each gate limit on its own as well, so that a Kubeflow run can take it as a runtime parameter
         # (a JSON config cannot be one field at a time); when set, it wins over the same field of config.
         **{name: ExecutionParameter(type=float, optional=True) for name in GATE_LIMITS},
@@ -75,11 +77,13 @@ class GanEvaluator(base_component.BaseComponent):
         channels: int,
         serving_base: str,
         limits: Mapping[str, Any] | None = None,
+        classifier_cache: str = "",
     ):
         spec = GanEvaluatorSpec(
             examples=examples,
             model=model,
             serving_base=serving_base,
+            classifier_cache=classifier_cache,
             config=json.dumps(config.to_dict(), sort_keys=True),
             image_size=int(image_size),
             channels=int(channels),

@@ -25,11 +25,18 @@ CANDIDATE_PNG = "candidate_samples.png"
 BASELINE_PNG = "baseline_samples.png"
 REAL_PNG = "real_samples.png"
 
-COLUMNS = ("fid", "kid", "kid_std", "precision", "recall", "density", "coverage", "diversity")
+COLUMNS = ("fid", "kid", "kid_std", "precision", "recall", "density", "coverage", "diversity", "inception_score",
+           "inception_score_std")
+CAS_ROWS = (("cas", "CAS: trained on generated images, accuracy on real eval"),
+            ("real_accuracy", "the same classifier trained on as many real images"),
+            ("cas_ratio", "CAS / real accuracy"),
+            ("fraction_accuracy", "trained on the real fraction only"),
+            ("fraction_plus_synthetic_accuracy", "the real fraction plus the generated images"),
+            ("augmentation_gain", "augmentation gain (difference of the two above)"))
 ROLES = (("candidate", "candidate"), ("baseline", "baseline (last blessed)"),
          ("real_floor", "real floor (train vs eval)"))
 # Headline numbers also stored as custom properties, for MLMD queries and UIs.
-PROPERTY_METRICS = ("fid", "kid", "recall", "coverage")
+PROPERTY_METRICS = ("fid", "kid", "recall", "coverage", "inception_score")
 
 
 def write_evaluation(evaluation: types.Artifact, report: dict[str, Any], candidate_images: np.ndarray,
@@ -56,6 +63,10 @@ def write_evaluation(evaluation: types.Artifact, report: dict[str, Any], candida
             value = (report.get(role) or {}).get(metric)
             if value is not None:
                 evaluation.set_float_custom_property(f"{role}_{metric}", float(value))
+    for key in ("cas", "cas_ratio", "augmentation_gain"):
+        value = (report.get("cas") or {}).get(key)
+        if value is not None:
+            evaluation.set_float_custom_property(key, float(value))
 
 
 def _is_picture(images: np.ndarray) -> bool:
@@ -84,8 +95,32 @@ def index_html(report: dict[str, Any], pictures: list[tuple[str, str]]) -> str:
     comparable = ("These are standard Inception (pool3) FIDs only as far as the images allow: tiny images "
                   "upsampled to 299x299 are not comparable with published numbers."
                   if report["extractor"] == "inception-v3-pool3" else
+                  "These are FIDs in the feature space of the original TF Inception graph (2015-12-05) that "
+                  "published FIDs use; they compare with papers' numbers at the same sample count and reference."
+                  if report["extractor"].startswith("inception-2015-12-05-pool3") else
                   f"These numbers are comparable only with numbers from the same extractor ({extractor}); "
                   "they are not Inception FID.")
+    classifier = report.get("classifier") or {}
+    if classifier:
+        accuracy = classifier.get("eval_accuracy")
+        classifier_text = (f"<p>Inception Score (Salimans et al. 2016, 10 splits) from classifier "
+                           f"<b>{html.escape(str(classifier['name']))}</b>"
+                           + (f", eval accuracy {accuracy:.4f} on {classifier['eval_images']} real images "
+                              f"({'loaded from the cache' if classifier.get('cached') else 'trained this run'})"
+                              if accuracy is not None else "")
+                           + "; higher is better, comparable only with scores from the same classifier.</p>")
+    else:
+        classifier_text = "<p>No Inception Score: no classifier (see the notes).</p>"
+    cas = report.get("cas") or {}
+    cas_text = ""
+    if cas:
+        cas_rows = "".join(f"<tr><th>{html.escape(label)}</th><td>{number(cas.get(key))}</td></tr>"
+                           for key, label in CAS_ROWS)
+        cas_text = (f"<h2>Classification Accuracy Score</h2><p>Ravuri &amp; Vinyals 2019: the domain classifier "
+                    f"trained on {cas.get('samples')} generated labelled images, tested on {cas.get('eval_images')} "
+                    f"real eval images. Augmentation gain at {cas.get('real_fraction')} of the real train split "
+                    f"({cas.get('fraction_images')} images).</p><table>{cas_rows}</table>"
+                    + (f"<p>{html.escape(str(cas['error']))}</p>" if cas.get("error") else ""))
     return f"""<!doctype html>
 <html><head><meta charset="utf-8"><title>GanEvaluator: {verdict}</title>
 <style>body{{font-family:sans-serif;margin:2em}} td,th{{padding:.3em .8em;text-align:right}}
@@ -103,8 +138,10 @@ The real floor is what real (train split) images score against the eval split: t
 <p>Lower is better for fid and kid. Precision: share of samples that look real. Recall and coverage: share of
 the real data the samples reach; a generator stuck on few modes scores low here even when its FID looks fine.
 Diversity: spread of the samples relative to real images (about 1 is right).</p>
+{classifier_text}
 <table><tr><th></th>{"".join(f"<th>{column}</th>" for column in COLUMNS)}</tr>
 {"".join(rows)}</table>
+{cas_text}
 <p>Limits: {html.escape(limits)}</p>
 <h2>Notes</h2><ul>{notes}</ul>
 {images}

@@ -96,7 +96,8 @@ class SampleChecker:
 
 def judge(candidate: Optional[dict[str, Any]], problems: list[str], baseline: Optional[dict[str, Any]],
           limits: EvaluateConfig, real_floor: Optional[dict[str, Any]] = None,
-          baseline_error: Optional[str] = None, same_as_baseline: int = 0) -> tuple[bool, list[str]]:
+          baseline_error: Optional[str] = None, same_as_baseline: int = 0,
+          cas: Optional[dict[str, Any]] = None, conditional: bool = False) -> tuple[bool, list[str]]:
     """Returns (blessed, reasons it was not; empty when blessed).
 
     Blessed iff the samples are sane, every absolute limit that is on holds,
@@ -110,7 +111,10 @@ def judge(candidate: Optional[dict[str, Any]], problems: list[str], baseline: Op
     version, 0 when not) refuses a candidate that draws exactly the baseline's
     images for the same seeds: it is that generator (say, a finished checkpoint
     restored and trained 0 steps), and pushing it again would change nothing
-    but the version number.
+    but the version number. ``evaluate.min_cas_ratio``, when on, holds for a
+    ``conditional`` candidate only: its CAS (``cas``, from
+    classifiers.classification_accuracy_score) must reach that share of the
+    real-data accuracy, and a CAS that could not be computed refuses it.
     """
     reasons = list(problems)
     if same_as_baseline:
@@ -134,6 +138,16 @@ def judge(candidate: Optional[dict[str, Any]], problems: list[str], baseline: Op
             reasons.append(f"candidate {key} {_number(value)} is below evaluate.min_{key}={limit:g}: the samples "
                            f"cover too little of the real data (mode collapse)")
     reasons += _floor_reasons(candidate, real_floor, limits)
+    if limits.min_cas_ratio > 0 and conditional:
+        ratio = (cas or {}).get("cas_ratio")
+        if ratio is None:
+            reasons.append(f"evaluate.min_cas_ratio={limits.min_cas_ratio:g} is on but no CAS could be computed "
+                           f"({(cas or {}).get('error', 'no domain classifier')})")
+        elif ratio < limits.min_cas_ratio:
+            reasons.append(f"candidate CAS {cas['cas']:.4f} is {ratio:.2f}x the accuracy of the same classifier "
+                           f"trained on {cas['real_images']} real images ({cas['real_accuracy']:.4f}); "
+                           f"evaluate.min_cas_ratio={limits.min_cas_ratio:g}: its classes are not drawn "
+                           "recognisably")
     if baseline_error is not None and not limits.ignore_unusable_baseline:
         reasons.append(f"the serving baseline could not be scored ({baseline_error}), so the candidate cannot be "
                        "shown to be no worse; set evaluate.ignore_unusable_baseline=true to judge it without one")

@@ -12,7 +12,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import os
-from typing import Any, Iterable, Iterator, Optional
+from typing import Any, Callable, Iterable, Iterator, Optional, Sequence
 
 import numpy as np
 import tensorflow as tf
@@ -95,14 +95,17 @@ def generated_batches(loaded: Any, seeds: np.ndarray, batch: int = BATCH) -> Ite
 
 
 def summarize(batches: Iterable[np.ndarray], extractor: FeatureExtractor,
-              checker: Optional[SampleChecker] = None) -> Sampled:
+              checker: Optional[SampleChecker] = None,
+              observers: Sequence[Callable[[np.ndarray], Any]] = ()) -> Sampled:
     """Streams batches through the checker (if any) and the extractor.
 
     Features are extracted in blocks of ``EXTRACT_BLOCK`` images regardless of
     the incoming batch sizes, so the summary is bit-for-bit the same however
     the caller batched. Once a batch fails the checker's contract (wrong dtype
     or shape), feature extraction stops for the set (summary None) but
-    checking goes on, so the report counts every NaN.
+    checking goes on, so the report counts every NaN. ``observers`` get the
+    same blocks as the extractor (the Inception Score's classifier), and stop
+    with it.
     """
     summary: Optional[metrics.FeatureSummary] = metrics.FeatureSummary(extractor.feature_dim)
     grid: list[np.ndarray] = []
@@ -125,9 +128,9 @@ def summarize(batches: Iterable[np.ndarray], extractor: FeatureExtractor,
             while pending_count >= EXTRACT_BLOCK:
                 block, pending = _split_block(pending, EXTRACT_BLOCK)
                 pending_count -= EXTRACT_BLOCK
-                summary.update(extractor(block))
+                _extract(block, summary, extractor, observers)
     if summary is not None and pending:
-        summary.update(extractor(np.concatenate(pending, axis=0)))
+        _extract(np.concatenate(pending, axis=0), summary, extractor, observers)
     if summary is not None and summary.count < 2:
         summary = None
     try:
@@ -135,6 +138,13 @@ def summarize(batches: Iterable[np.ndarray], extractor: FeatureExtractor,
     except ValueError:  # batches of different shapes: a broken generator; the first batch shows it
         grid_images = grid[0]
     return Sampled(summary=summary, grid=grid_images, count=count, digest=digest.hexdigest())
+
+
+def _extract(block: np.ndarray, summary: metrics.FeatureSummary, extractor: FeatureExtractor,
+             observers: Sequence[Callable[[np.ndarray], Any]]) -> None:
+    summary.update(extractor(block))
+    for observe in observers:
+        observe(block)
 
 
 def _split_block(pending: list[np.ndarray], size: int) -> tuple[np.ndarray, list[np.ndarray]]:
