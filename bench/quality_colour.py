@@ -56,6 +56,8 @@ VARIANTS = {
     "resnet+diffaugment": {"architecture": "resnet", "augment": "diffaugment"},
     # The earlier default's batch, screened against the late FID swings (docs/design.md).
     "dcgan+diffaugment+batch32": {"architecture": "dcgan", "augment": "diffaugment", "batch_size": 32},
+    # The paper's transposed convolutions in G: the plain loop's step cost, with the preset's EMA.
+    "dcgan+diffaugment+transposed": {"architecture": "dcgan", "augment": "diffaugment", "upsample": "transposed"},
     # What a user glues together from a DCGAN tutorial and the DiffAugment code: the yardstick
     # the default preset must beat at equal CPU time.
     "plain-dcgan+diffaugment": {"architecture": "dcgan", "augment": "diffaugment", "ema_decay": 0.0,
