@@ -56,8 +56,9 @@ VARIANTS = {
     "resnet+diffaugment": {"architecture": "resnet", "augment": "diffaugment"},
     # The earlier default's batch, screened against the late FID swings (docs/design.md).
     "dcgan+diffaugment+batch32": {"architecture": "dcgan", "augment": "diffaugment", "batch_size": 32},
-    # The paper's transposed convolutions in G: the plain loop's step cost, with the preset's EMA.
-    "dcgan+diffaugment+transposed": {"architecture": "dcgan", "augment": "diffaugment", "upsample": "transposed"},
+    # The preset's upsampling before 2026-11-30 (nearest x2 + 3x3 conv): checkerboard-free, 0.7x the steps.
+    # (`dcgan+diffaugment+transposed` in results of that day is today's dcgan+diffaugment.)
+    "dcgan+diffaugment+resize": {"architecture": "dcgan", "augment": "diffaugment", "upsample": "resize"},
     # What a user glues together from a DCGAN tutorial and the DiffAugment code: the yardstick
     # the default preset must beat at equal CPU time.
     "plain-dcgan+diffaugment": {"architecture": "dcgan", "augment": "diffaugment", "ema_decay": 0.0,

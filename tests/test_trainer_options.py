@@ -207,10 +207,10 @@ def test_options_map_from_yaml_and_set(tmp_path: Path):
     assert (tutorial.architecture, tutorial.batch_size, tutorial.discriminator_dropout) == ("dcgan-tutorial", 64, 0.3)
     dcgan = resolve_config(dataclasses.replace(default, image_size=64, channels=3, augment="off"))
     assert (dcgan.architecture, dcgan.batch_size, dcgan.discriminator_dropout, dcgan.upsample) == (
-        "dcgan", 64, 0.0, "resize")
+        "dcgan", 64, 0.0, "transposed")
     explicit = resolve_config(TrainerConfig(image_size=64, channels=3, augment="off", batch_size=48,
-                                            discriminator_dropout=0.1, upsample="transposed"))
-    assert (explicit.batch_size, explicit.discriminator_dropout, explicit.upsample) == (48, 0.1, "transposed")
+                                            discriminator_dropout=0.1, upsample="resize"))
+    assert (explicit.batch_size, explicit.discriminator_dropout, explicit.upsample) == (48, 0.1, "resize")
     assert load_config(None, {"train.batch_size": "auto", "train.discriminator_dropout": "auto"}).train == default
     assert (default.mixed_precision, default.jit_compile, default.workers) == ("none", False, 1)
     assert (default.image_size, default.channels) == (0, 0)  # auto: the shape ingestion stored

@@ -54,12 +54,13 @@ UPPER_BOUNDS = {
 # dropout 0.3, batch 64: bench/quality_per_compute.py). dcgan: on the emoji set at 64 px and equal
 # CPU time (bench/quality_colour.py, docs/design.md "Colour images at 64 px"): batch 64 (batch 32
 # led at 8 CPU-minutes, measured before the EMA generator's BatchNorm statistics were recomputed,
-# and swung late; batch 64 with them recomputed beat the hand-written loop at 20); resize
-# upsampling ends the checkerboard; and D without dropout (the paper has none) learns faster next
-# to DiffAugment, which regularises D.
+# and swung late; batch 64 with them recomputed is steady); the paper's transposed convolutions
+# (with the EMA fixed, they beat the hand-written loop at 20 CPU-minutes on both seeds, where
+# resize upsampling, checkerboard-free but 0.7x the steps per CPU-minute, lost); and D without
+# dropout (the paper has none) learns faster next to DiffAugment, which regularises D.
 ARCHITECTURE_DEFAULTS = {
     "dcgan-tutorial": {"batch_size": 64, "discriminator_dropout": 0.3, "upsample": "transposed"},
-    "dcgan": {"batch_size": 64, "discriminator_dropout": 0.0, "upsample": "resize"},
+    "dcgan": {"batch_size": 64, "discriminator_dropout": 0.0, "upsample": "transposed"},
     "resnet": {"batch_size": 64, "discriminator_dropout": 0.3, "upsample": "transposed"},
 }
 # Discriminator augmentation (trainer/augment.py): DiffAugment with a fixed p, or with p adapted
@@ -114,7 +115,7 @@ class TrainerConfig:
     # dcgan's generator: how it doubles the resolution. transposed: the paper's 4x4 stride-2
     # transposed convolutions; resize: nearest-neighbour x2 then a 3x3 convolution (Odena et al.
     # 2016, "Deconvolution and Checkerboard Artifacts"), which cannot leave a checkerboard;
-    # auto: ARCHITECTURE_DEFAULTS (resize for dcgan).
+    # auto: ARCHITECTURE_DEFAULTS (transposed for dcgan: more steps per CPU-minute, measured).
     upsample: str = "auto"
 
     # Losses and regularisers.
