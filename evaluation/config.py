@@ -118,8 +118,8 @@ class EvaluateConfig:
                              f"or {INCEPTION_CLASSIFIER}:<ImageNet weights with the top, .h5>")
         if not 10 <= self.classifier_steps <= 1_000_000:
             raise ValueError(f"evaluate.classifier_steps={self.classifier_steps}: must be in [10, 1000000]")
-        if not 0 <= self.cas_samples <= 1_000_000:
-            raise ValueError(f"evaluate.cas_samples={self.cas_samples}: must be in [0, 1000000] (0: no CAS)")
+        if not 0 <= self.cas_samples <= 50_000:  # held in memory, twice, with the real fraction
+            raise ValueError(f"evaluate.cas_samples={self.cas_samples}: must be in [0, 50000] (0: no CAS)")
         if not 0.0 < self.cas_real_fraction <= 1.0:
             raise ValueError(f"evaluate.cas_real_fraction={self.cas_real_fraction}: must be in (0, 1]")
         if self.min_cas_ratio > 0 and (self.cas_samples == 0 or self.classifier in ("none",)
@@ -153,10 +153,22 @@ class EvaluateConfig:
         from ganpipe.evaluation.feature_extractors import cached_inception_weights, read_inception_graph
 
         classifier_kind, _, classifier_path = self.classifier.partition(":")
-        if classifier_kind == INCEPTION_CLASSIFIER and "://" not in classifier_path \
-                and not os.path.isfile(classifier_path):
-            raise ValueError(f"evaluate.classifier={self.classifier!r}: {classifier_path} is not a file (expected "
-                             "Keras' InceptionV3 ImageNet weights with the top, an .h5)")
+        if classifier_kind == INCEPTION_CLASSIFIER and "://" not in classifier_path:
+            # Loading it is the only real check (a notop file, any other .h5): a few seconds, paid only by
+            # the runs that name one, instead of a traceback in the evaluator after training.
+            from ganpipe.evaluation.feature_extractors import inception_v3_classifier
+
+            expected = "expected Keras' InceptionV3 ImageNet weights with the top, an .h5"
+            if not os.path.isfile(classifier_path):
+                raise ValueError(f"evaluate.classifier={self.classifier!r}: {classifier_path} is not a file "
+                                 f"({expected})")
+            try:
+                inception_v3_classifier(classifier_path)
+            except Exception as error:  # noqa: BLE001 - h5py and Keras raise many kinds; one line for all
+                detail = " ".join(str(error).split())[:200]
+                raise ValueError(f"evaluate.classifier={self.classifier!r}: {classifier_path} does not load as "
+                                 f"InceptionV3 with its top ({expected}): {type(error).__name__}: {detail}") \
+                    from None
         kind, path = parse_spec(self.extractor)
         if kind == INCEPTION_GRAPH and path is not None and "://" not in path:
             # More than existence: a wrong file (not a GraphDef, other tensors) would otherwise fail only in

@@ -25,6 +25,7 @@ same classifier (its name carries the fingerprint of its training data).
 from __future__ import annotations
 
 import io
+import uuid
 from typing import Optional
 
 import numpy as np
@@ -67,10 +68,14 @@ def prepare(images: np.ndarray):
     images = np.asarray(images)
     if images.dtype != np.uint8 or images.ndim != 4 or images.shape[-1] not in (1, 3):
         raise ValueError(f"images must be uint8 [N, H, W, 1 or 3], got {images.dtype} {images.shape}")
-    x = tf.image.resize(tf.cast(images, tf.float32), (INPUT_SIZE, INPUT_SIZE), antialias=True)
-    if images.shape[-1] == 1:
-        x = tf.image.grayscale_to_rgb(x)
-    return tf.clip_by_value(x, 0.0, 255.0) / 127.5 - 1.0
+    blocks = []
+    for start in range(0, max(len(images), 1), PREDICT_BATCH):  # float32 at full size only a block at a time
+        x = tf.image.resize(tf.cast(images[start:start + PREDICT_BATCH], tf.float32), (INPUT_SIZE, INPUT_SIZE),
+                            antialias=True)
+        if images.shape[-1] == 1:
+            x = tf.image.grayscale_to_rgb(x)
+        blocks.append(tf.clip_by_value(x, 0.0, 255.0) / 127.5 - 1.0)
+    return tf.concat(blocks, axis=0)
 
 
 class DomainClassifier:
@@ -164,7 +169,7 @@ def train(images: np.ndarray, labels: np.ndarray, num_classes: int, *, steps: in
     optimizer = keras.optimizers.Adam(LEARNING_RATE)
     loss_fn = keras.losses.SparseCategoricalCrossentropy(from_logits=True)
 
-    @tf.function(reduce_retracing=True)
+    @tf.function(reduce_retracing=True, autograph=False)  # straight-line code: nothing to convert
     def step(x: tf.Tensor, y: tf.Tensor) -> tf.Tensor:
         with tf.GradientTape() as tape:
             loss = loss_fn(y, network(x, training=True)[1])
@@ -206,13 +211,13 @@ def load_or_train(images_and_labels, num_classes: int, *, steps: int, seed: int,
         try:
             with tf.io.gfile.GFile(path, "rb") as handle:
                 return DomainClassifier.from_bytes(handle.read(), num_classes, key), True
-        except (ValueError, OSError, KeyError, tf.errors.OpError):
-            pass  # retrain below and overwrite
+        except Exception:  # noqa: BLE001 - truncated zip, wrong shapes, unreadable: retrain and overwrite
+            pass
     images, labels = images_and_labels()
     classifier = train(images, labels, num_classes, steps=steps, seed=seed, key=key)
     if path:
         tf.io.gfile.makedirs(cache_dir)
-        temporary = f"{path}.tmp-{np.random.randint(1 << 30)}"
+        temporary = f"{path}.tmp-{uuid.uuid4().hex}"  # not NumPy's generator: train() just seeded it
         with tf.io.gfile.GFile(temporary, "wb") as handle:
             handle.write(classifier.to_bytes())
         tf.io.gfile.rename(temporary, path, overwrite=True)  # readers never see half a file

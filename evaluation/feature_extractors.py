@@ -373,11 +373,12 @@ def read_inception_graph(path: str) -> Any:
     from google.protobuf.message import DecodeError
 
     expected = f"expected {INCEPTION_GRAPH_FILE} from {INCEPTION_GRAPH}.tgz"
-    if not os.path.exists(path):
+    # tf.io.gfile: on Kubeflow the graph may sit in the bucket next to the pipeline root.
+    if not tf.io.gfile.exists(path):
         raise FileNotFoundError(f"{INCEPTION_GRAPH} graph {path} does not exist ({expected})")
-    if not os.path.isfile(path):
+    if tf.io.gfile.isdir(path):
         raise FileNotFoundError(f"{INCEPTION_GRAPH} graph {path} is not a file ({expected})")
-    with open(path, "rb") as handle:
+    with tf.io.gfile.GFile(path, "rb") as handle:
         data = handle.read()
     graph_def = tf.compat.v1.GraphDef()
     try:
@@ -470,8 +471,10 @@ def _static_size(dims: Any) -> Optional[tuple[int, int]]:
 
 
 def _file_digest(path: str, algorithm: str) -> str:
+    import tensorflow as tf
+
     digest = hashlib.new(algorithm)
-    with open(path, "rb") as handle:
+    with tf.io.gfile.GFile(path, "rb") as handle:  # local paths and the object stores TF reads
         for chunk in iter(lambda: handle.read(1 << 20), b""):
             digest.update(chunk)
     return digest.hexdigest()

@@ -6,8 +6,10 @@ samples are cut into ``splits`` contiguous parts (10 by default), the score is
 computed on each part with that part's marginal p(y), and the mean and
 standard deviation over the parts are reported.
 
-The score is only as meaningful as the classifier giving p(y|x): with the
-ImageNet InceptionV3 it is the published "IS"; with ganpipe's domain
+The score is only as meaningful as the classifier giving p(y|x): with an
+ImageNet InceptionV3 it is an ImageNet IS (published IS used the 2015-12-05
+TF graph's 1008-way softmax, so Keras' weights give close, not equal,
+numbers); with ganpipe's domain
 classifier (``domain_classifier.py``) it is an in-domain score, comparable only
 with scores from the same classifier. Every result names its classifier.
 
@@ -65,6 +67,7 @@ class InceptionScoreAccumulator:
         self._sum_p: Optional[np.ndarray] = None  # [splits, K]
         self._sum_p_log_p = np.zeros(splits)
         self._counts = np.zeros(splits, dtype=np.int64)
+        self.error: Optional[str] = None  # set by the streaming observer when a block was refused
 
     def update(self, probabilities: np.ndarray) -> "InceptionScoreAccumulator":
         p = np.asarray(probabilities, dtype=np.float64)
@@ -88,6 +91,8 @@ class InceptionScoreAccumulator:
         return self
 
     def result(self) -> InceptionScore:
+        if self.error is not None:
+            raise ValueError(self.error)
         if self._seen != self.num_samples or self._sum_p is None:
             raise ValueError(f"{self._seen} of {self.num_samples} samples arrived")
         counts = self._counts[:, None].astype(np.float64)

@@ -253,6 +253,10 @@ class PipelineConfig:
             self.evaluate.validate()
         except ValueError as error:
             raise ConfigError(str(error)) from None
+        if self.evaluate.min_cas_ratio > 0 and not self.train.conditional:
+            raise ConfigError(f"evaluate.min_cas_ratio={self.evaluate.min_cas_ratio:g} needs train.conditional=true: "
+                              "CAS asks the generator for images of given classes, which an unconditional one "
+                              "cannot draw")
         self.push.validate()
         self.export.validate()
         self.kubeflow.validate()

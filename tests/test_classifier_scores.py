@@ -69,6 +69,15 @@ def test_matches_the_reference_formula_and_streams_in_any_batches():
     assert inception_score(probabilities).mean == pytest.approx(result.mean, rel=1e-12)
 
 
+def test_the_streaming_observer_survives_a_generator_returning_too_many_images():
+    """The sample checker reports such a generator; the IS observer must not crash the evaluator first."""
+    accumulator, observe = classifiers.inception_score_observer(lambda images: np.full((len(images), 2), 0.5), 10)
+    observe(np.zeros((8, 4, 4, 1), np.uint8))
+    observe(np.zeros((8, 4, 4, 1), np.uint8))  # 16 of 10
+    with pytest.raises(ValueError, match="more than the announced 10"):
+        accumulator.result()
+
+
 def test_bad_probabilities_and_counts_are_refused():
     with pytest.raises(ValueError, match="at least 10 samples"):
         InceptionScoreAccumulator(9)
@@ -129,10 +138,13 @@ def test_the_cache_is_used_when_present_and_a_damaged_entry_is_retrained(tmp_pat
     assert (cached, cached_again, len(calls)) == (False, True, 1)
     np.testing.assert_array_equal(loaded(images[:4]), trained(images[:4]))
     [entry] = list(tmp_path.iterdir())
-    entry.write_bytes(b"not an npz")
-    _, cached_after_damage = domain_classifier.load_or_train(data, CLASSES, steps=20, seed=0, key="abc",
-                                                             cache_dir=str(tmp_path))
-    assert cached_after_damage is False and len(calls) == 2
+    whole = entry.read_bytes()
+    for damaged in (b"not an npz", whole[:len(whole) // 2]):  # a ValueError; a zipfile.BadZipFile
+        entry.write_bytes(damaged)
+        _, cached_after_damage = domain_classifier.load_or_train(data, CLASSES, steps=20, seed=0, key="abc",
+                                                                 cache_dir=str(tmp_path))
+        assert cached_after_damage is False
+    assert len(calls) == 3 and [p.name for p in tmp_path.iterdir()] == [entry.name]  # no temp files left
 
 
 # --- CAS and IS through the evaluator -------------------------------------------------------------------
@@ -231,8 +243,7 @@ def test_cas_is_one_for_the_right_classes_and_zero_for_the_wrong_ones_and_the_ga
     right, page, evaluation = _evaluate(world, tmp_path, "right", min_cas_ratio=0.9)
     cas = right["cas"]
     assert (cas["cas"], cas["real_accuracy"], cas["cas_ratio"]) == (1.0, 1.0, 1.0)
-    assert cas["fraction_images"] == 30 and cas["augmentation_gain"] == pytest.approx(
-        cas["fraction_plus_synthetic_accuracy"] - cas["fraction_accuracy"])
+    assert cas["fraction_images"] == 30 and cas["real_images"] == 60
     assert right["blessed"], right["reasons"]
     assert right["classifier"]["eval_accuracy"] == 1.0
     # Evenly spread classes, every one recognised: IS towards K (the briefly trained classifier is not
@@ -295,11 +306,23 @@ def test_classifier_settings_are_checked(values, message):
         EvaluateConfig(**values)
 
 
-def test_a_missing_imagenet_classifier_file_stops_before_tfx(tmp_path):
+def test_a_cas_limit_for_an_unconditional_generator_is_refused_before_training(capsys):
     from ganpipe.cli import main as cli
 
-    code = cli.main(["run", "--check", "--set", f"evaluate.classifier=inception-v3:{tmp_path / 'none.h5'}"])
-    assert code == 2
+    assert cli.main(["run", "--check", "--set", "evaluate.min_cas_ratio=0.5"]) == 2
+    assert "needs train.conditional=true" in capsys.readouterr().err
+    assert cli.main(["run", "--check", "--set", "evaluate.min_cas_ratio=0.5", "--set", "train.conditional=true"]) == 0
+
+
+def test_a_missing_or_wrong_imagenet_classifier_file_stops_before_tfx_in_one_line(tmp_path, capsys):
+    from ganpipe.cli import main as cli
+
+    wrong = tmp_path / "notop.h5"
+    wrong.write_bytes(b"\x89HDF\r\n\x1a\n" + b"\0" * 64)  # an HDF5 signature, nothing Keras can load
+    for path, expected in ((tmp_path / "none.h5", "is not a file"), (wrong, "does not load as InceptionV3")):
+        code = cli.main(["run", "--check", "--set", f"evaluate.classifier=inception-v3:{path}"])
+        error = capsys.readouterr().err.strip()
+        assert code == 2 and str(path) in error and expected in error and "\n" not in error, error
 
 
 def test_imagenet_classifier_from_a_user_file_gives_probabilities(tmp_path):

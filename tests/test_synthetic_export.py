@@ -301,11 +301,11 @@ class _Tracked:
             del batch  # the consumer's reference is the only one left
 
 
-def test_writers_hold_one_batch_at_a_time_and_shard_by_count(tmp_path, monkeypatch):
-    monkeypatch.setattr(writers, "SHARD_IMAGES", 32)
+def test_writers_hold_one_batch_at_a_time_and_shard_by_count(tmp_path):
     source = _Tracked(lambda index: _fake_batch(index, 8), 20)
     written = writers.write_tfrecords(source, str(tmp_path / "Split-train"), 160,
-                                      lambda seed, label: writers.source_name("/m", "3", seed, label))
+                                      lambda seed, label: writers.source_name("/m", "3", seed, label),
+                                      shard_images=32)
     assert source.made == 20 and source.peak == 1, source.peak
     assert written.count == 160 and written.files == 5 and written.labels == {-1: 160}
     names = sorted(path.name for path in (tmp_path / "Split-train").iterdir())

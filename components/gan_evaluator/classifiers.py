@@ -31,6 +31,7 @@ from ganpipe.evaluation.domain_classifier import DomainClassifier
 from ganpipe.evaluation.inception_score import InceptionScoreAccumulator
 from ganpipe.trainer import data
 from ganpipe.trainer.models import latents_for_seeds
+from ganpipe.trainer.train import recorded_label_names
 
 # Labelled images a classifier trains on at most: the step count, not the data, sets its cost, and
 # 50,000 images of 64x64x3 are 600 MiB as uint8.
@@ -58,28 +59,34 @@ def dataset_key(examples: Any, cfg: EvaluateConfig, image_size: int, channels: i
     """(cache key, number of classes, labelled train images) of the train split; no image is decoded.
 
     The key is the sha256 of the classifier's version, the shape, steps and
-    seed, and the sorted (sha256, label) of every train record.
+    seed, and the sorted (digest of the stored image bytes, label) of every
+    train record: the stored bytes, not the source file's sha256, because one
+    source file gives other pixels under other ingestion settings
+    (data.resize, data.background). The class count is the one ingestion
+    recorded (label_names), else 1 + the largest label of either split, so a
+    class whose images all landed in the eval split still counts.
     """
-    files = data.list_files(split_pattern(examples, contract.TRAIN_SPLIT))
-    features = {contract.SHA256_KEY: tf.io.FixedLenFeature([], tf.string, default_value=""),
+    train = split_pattern(examples, contract.TRAIN_SPLIT)
+    features = {contract.IMAGE_KEY: tf.io.FixedLenFeature([], tf.string, default_value=""),
                 contract.LABEL_KEY: tf.io.FixedLenFeature([], tf.int64, default_value=contract.UNKNOWN_LABEL)}
+    files = data.list_files(train)
+    parse = tf.autograph.experimental.do_not_convert(lambda record: tf.io.parse_single_example(record, features))
     records = tf.data.TFRecordDataset(files, compression_type=data.compression_of(files)).map(
-        lambda record: tf.io.parse_single_example(record, features), num_parallel_calls=tf.data.AUTOTUNE)
-    pairs = sorted((row[contract.SHA256_KEY], int(row[contract.LABEL_KEY]))
+        parse, num_parallel_calls=tf.data.AUTOTUNE)
+    pairs = sorted((hashlib.sha256(image).digest(), int(label))
                    for batch in records.batch(4096).as_numpy_iterator()
-                   for row in _rows(batch))
+                   for image, label in zip(batch[contract.IMAGE_KEY], batch[contract.LABEL_KEY]))
     digest = hashlib.sha256(f"{domain_classifier.ARCHITECTURE}|{image_size}|{channels}|"
                             f"{cfg.classifier_steps}|{cfg.seed}".encode())
-    for sha, label in pairs:
-        digest.update(sha + b"|" + str(label).encode() + b"\n")
-    labels = [label for _, label in pairs if label >= 0]
-    num_classes = max(labels) + 1 if labels else 0
-    return digest.hexdigest(), num_classes, len(labels)
-
-
-def _rows(batch: dict[str, np.ndarray]):
-    return ({contract.SHA256_KEY: sha, contract.LABEL_KEY: label}
-            for sha, label in zip(batch[contract.SHA256_KEY], batch[contract.LABEL_KEY]))
+    for image_digest, label in pairs:
+        digest.update(image_digest + str(label).encode() + b"\n")
+    labelled_count = sum(1 for _, label in pairs if label >= 0)
+    largest = max([label for _, label in pairs] + [-1])
+    eval_labels = data.read_labels(split_pattern(examples, contract.EVAL_SPLIT))
+    if eval_labels.size:
+        largest = max(largest, int(eval_labels.max()))
+    num_classes = max(len(recorded_label_names(train)), largest + 1) if labelled_count else 0
+    return digest.hexdigest(), num_classes, labelled_count
 
 
 def labelled(examples: Any, split: str, channels: int, image_size: int, limit: int = MAX_TRAIN_IMAGES) -> Labelled:
@@ -122,7 +129,17 @@ def inception_score_observer(classifier: Callable[[np.ndarray], np.ndarray], cou
                              ) -> tuple[InceptionScoreAccumulator, Callable[[np.ndarray], None]]:
     """An accumulator for ``count`` images and the callback that feeds it p(y|x) of each image block."""
     accumulator = InceptionScoreAccumulator(count)
-    return accumulator, lambda images: accumulator.update(classifier(images))
+
+    def observe(images: np.ndarray) -> None:
+        # A generator returning more images than seeds is the checker's to report, not a crash here:
+        # the accumulator refuses the block, and its result() then says why there is no IS.
+        if accumulator.error is None:
+            try:
+                accumulator.update(classifier(images))
+            except ValueError as error:
+                accumulator.error = str(error)
+
+    return accumulator, observe
 
 
 def conditional_images(loaded: Any, count: int, num_classes: int, seed: int) -> Labelled:
@@ -179,6 +196,8 @@ def classification_accuracy_score(loaded: Any, examples: Any, cfg: EvaluateConfi
                         np.concatenate([train.labels[fraction], synthetic.labels]), "fraction+synthetic",
                         cacheable=False)
     return {
+        # real_images < samples when the train split has fewer labelled images than cas_samples: the
+        # ratio then compares the generator's N with every real image there is (the page says both).
         "samples": count,
         "cas": synthetic_accuracy,
         "real_accuracy": real_accuracy,

@@ -220,7 +220,8 @@ def _classifier(examples: types.Artifact, limits: EvaluateConfig, image_size: in
             raise
         notes.append(f"no Inception Score or CAS: {error}")
         return _Classifier()
-    notes.append(f"domain classifier {info['name']}: eval accuracy {info['eval_accuracy']}, "
+    accuracy = "-" if info["eval_accuracy"] is None else f"{info['eval_accuracy']:.4f}"
+    notes.append(f"domain classifier {info['name']}: eval accuracy {accuracy}, "
                  + ("loaded from the cache" if info["cached"] else f"trained for {info['steps']} steps"))
     return _Classifier(probabilities=domain.probabilities if limits.classifier != "none" else None,
                        domain=domain, key=domain.key, info=info, cache_dir=cache_dir)
@@ -236,6 +237,9 @@ def _cas(loaded: Any, examples: types.Artifact, limits: EvaluateConfig, image_si
     if not limits.cas_samples or classifier.domain is None or not _is_conditional(loaded):
         if limits.min_cas_ratio > 0 and not _is_conditional(loaded):
             notes.append("evaluate.min_cas_ratio applies only to conditional generators; this one is not")
+        elif limits.cas_samples and _is_conditional(loaded) and classifier.probabilities is not None:
+            notes.append("no CAS: it trains the domain classifier's architecture, and evaluate.classifier is "
+                         f"{limits.classifier!r}")
         return None
     try:
         return classifiers.classification_accuracy_score(

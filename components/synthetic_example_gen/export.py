@@ -107,6 +107,11 @@ def export_samples(loaded: Any, info: samples.GeneratorInfo, out: str, data_form
             else:
                 written = writers.write_folders(batches, folder, total, first_seed, info.class_names)
                 manifest = os.path.join(folder, "." + MANIFEST_FILE)
+                missing = [name for label, name in enumerate(info.class_names) if not written.labels.get(label)]
+                if missing:  # an empty class has no folder, and ingestion would renumber the ones after it
+                    raise request.ExportError(
+                        f"{len(missing)} class(es) drew no image among {written.count} (first: {missing[0]!r}), "
+                        "so ingesting the folders would renumber the classes; use --per-class or --format tfrecord")
             summary = ExportSummary(
                 out=out, format=data_format, model=model, version=version, first_seed=first_seed, count=written.count,
                 per_class=per_class, class_names=list(info.class_names),

@@ -104,3 +104,8 @@ def check_class_folder_names(names: tuple[str, ...]) -> None:
                               "use --format tfrecord")
     if len(set(names)) < len(names):
         raise ExportError("the generator's class names repeat a name; use --format tfrecord")
+    if list(names) != sorted(names):
+        # Ingestion numbers class folders in sorted name order ("10" before "2"): other names in label
+        # order would come back as other labels.
+        raise ExportError("the generator's class names are not in sorted order (e.g. numbers past 9), so "
+                          "ingesting the folders would renumber the classes; use --format tfrecord")

@@ -65,8 +65,9 @@ def source_name(model: str, version: Optional[str], seed: int, label: Optional[i
     return f"{model}#{'&'.join(fields)}"
 
 
-def write_tfrecords(batches: Iterable[SampleBatch], split_dir: str, total: int, source: Source) -> Written:
-    """Writes ``total`` samples as ``<split_dir>/data_tfrecord-SSSSS-of-NNNNN.gz`` (SHARD_IMAGES each).
+def write_tfrecords(batches: Iterable[SampleBatch], split_dir: str, total: int, source: Source,
+                    shard_images: int = SHARD_IMAGES) -> Written:
+    """Writes ``total`` samples as ``<split_dir>/data_tfrecord-SSSSS-of-NNNNN.gz`` (``shard_images`` each).
 
     Each record is the contract's tf.Example (example.encode_example): ``image`` the PNG, ``sha256``
     the hex digest of those PNG bytes, ``source`` from ``source(seed, label)``.
@@ -74,7 +75,7 @@ def write_tfrecords(batches: Iterable[SampleBatch], split_dir: str, total: int, 
     Raises:
       ValueError: the batches hold more or fewer than ``total`` samples (the shard names would lie).
     """
-    shards = max(1, math.ceil(total / SHARD_IMAGES))
+    shards = max(1, math.ceil(total / shard_images))
     tf.io.gfile.makedirs(split_dir)
     written = Written()
     writer: Optional[tf.io.TFRecordWriter] = None
@@ -85,11 +86,11 @@ def write_tfrecords(batches: Iterable[SampleBatch], split_dir: str, total: int, 
             height, width, channels = batch.images.shape[1:]
             for index, (seed, label, png) in enumerate(zip(batch.seeds, batch.labels, batch.pngs)):
                 position = written.count + index
-                if position % SHARD_IMAGES == 0:
+                if position % shard_images == 0:
                     _close(writer)
                     written.files += 1
                     writer = tf.io.TFRecordWriter(
-                        os.path.join(split_dir, example.shard_name(position // SHARD_IMAGES, shards)),
+                        os.path.join(split_dir, example.shard_name(position // shard_images, shards)),
                         options=example.TFRECORD_COMPRESSION)
                 writer.write(example.encode_example(png, height, width, channels, int(label),
                                                     source(int(seed), int(label)), hashlib.sha256(png).hexdigest()))
