@@ -82,9 +82,11 @@ def test_depth_follows_the_resolution():
         assert len(build_discriminator(spec).convs) == levels
         strided = [layer for layer in build_generator(spec).layers if type(layer).__name__ == "Conv2DTranspose"]
         assert len(strided) == levels - 1 + 1 and strided[-1].strides == (2, 2)  # 4x4 is the projection
-        # The default (auto): nearest x2 then a 3x3 convolution at each of the same levels.
-        resized = [layer for layer in build_generator(network_spec(dataclasses.replace(spec_config(size), width=8)))
-                   .layers if isinstance(layer, keras.Sequential)]
+        default = build_generator(network_spec(dataclasses.replace(spec_config(size), width=8)))  # auto
+        assert [type(layer).__name__ for layer in default.layers].count("Conv2DTranspose") == levels
+        # upsample=resize: nearest x2 then a 3x3 convolution at each of the same levels.
+        resized = [layer for layer in build_generator(network_spec(dataclasses.replace(
+                   spec_config(size), width=8, upsample="resize"))).layers if isinstance(layer, keras.Sequential)]
         assert len(resized) == levels
         assert all([type(inner).__name__ for inner in block.layers] == ["UpSampling2D", "Conv2D"]
                    and block.layers[1].kernel_size == (3, 3) for block in resized)
