@@ -9,6 +9,7 @@ minutes later inside a component.
 from __future__ import annotations
 
 import dataclasses
+import importlib
 import math
 import reprlib
 import os
@@ -121,6 +122,71 @@ class ExportConfig:
 
 
 @dataclasses.dataclass
+class BeamConfig:
+    """Apache Beam options for every Beam step: ImageExampleGen (or ImportExampleGen) and StatisticsGen.
+
+    ``pipeline_args`` go to ``tfx.dsl.Pipeline(beam_pipeline_args=...)``, which TFX hands to each
+    component with a BeamExecutorSpec, locally and in the compiled Kubeflow package (as container
+    args). Empty (default): Beam's DirectRunner inside the step's own process. Each element is one
+    option as Beam reads it, ``--name=value`` or a bare ``--flag``, e.g. ["--runner=DataflowRunner",
+    "--project=P", "--region=R", "--temp_location=gs://BUCKET/tmp"].
+    """
+
+    pipeline_args: list[str] = dataclasses.field(default_factory=list)
+
+    def validate(self) -> None:
+        for index, arg in enumerate(self.pipeline_args):
+            if not isinstance(arg, str) or not _BEAM_ARG.fullmatch(arg):
+                raise ConfigError(f"beam.pipeline_args[{index}]={_shown(arg)}: each element must be one Beam "
+                                  "option, --name=value or --flag (write '--runner=DirectRunner', not "
+                                  "'--runner', 'DirectRunner')")
+            name, separator, value = arg.partition("=")
+            if name != "--runner":  # Beam's parser takes no abbreviations (allow_abbrev=False)
+                continue
+            if not separator or not value:
+                raise ConfigError(f"beam.pipeline_args[{index}]={_shown(arg)}: name the runner, "
+                                  "e.g. --runner=DataflowRunner")
+            problem = _beam_runner_problem(value)
+            if problem:
+                raise ConfigError(f"beam.pipeline_args[{index}]={_shown(arg)}: {problem}")
+
+
+_BEAM_ARG = re.compile(r"--[A-Za-z_][A-Za-z0-9_-]*(=.*)?", re.S)
+
+
+def _beam_runner_problem(name: str) -> str | None:
+    """Why Beam could not create runner ``name`` here, or None. Resolves names as Beam 2.74's
+    ``apache_beam.runners.runner.create_runner`` does (case-insensitive, "Runner" optional, or a
+    module.Class path), and imports the class without constructing it. Imports Beam only when called."""
+    try:
+        from apache_beam.options.pipeline_options import StandardOptions
+        from apache_beam.runners.runner import PipelineRunner
+    except Exception as error:  # noqa: BLE001 - any failure to load Beam is the message
+        return f"Apache Beam cannot be loaded here ({_first_line(error)})"
+    known = {path.rsplit(".", 1)[-1].lower(): path for path in StandardOptions.ALL_KNOWN_RUNNERS}
+    path = known.get(name.lower(), known.get(name.lower() + "runner", name))
+    if "." not in path:
+        return (f"not a Beam runner; known: {', '.join(StandardOptions.KNOWN_RUNNER_NAMES)}, "
+                "or the module.Class path of a PipelineRunner")
+    module, _, attribute = path.rpartition(".")
+    try:
+        runner_class = getattr(importlib.import_module(module), attribute)
+    except Exception as error:  # noqa: BLE001 - ImportError, AttributeError, or whatever the module raises
+        return f"runner {path} is not installed here ({_first_line(error)})"
+    if not (isinstance(runner_class, type) and issubclass(runner_class, PipelineRunner)):
+        return f"{path} is not a Beam PipelineRunner class"
+    return None
+
+
+def _first_line(error: BaseException) -> str:
+    lines = str(error).strip().splitlines()
+    if not lines:
+        return type(error).__name__
+    line = lines[0] if len(lines[0]) <= 200 else lines[0][:197] + "..."
+    return f"{type(error).__name__}: {line}"
+
+
+@dataclasses.dataclass
 class KubeflowConfig:
     """Where and how the pipeline runs on Kubernetes (`ganpipe compile|submit|schedule`, TFJob, CronJob).
 
@@ -222,6 +288,7 @@ class PipelineConfig:
     evaluate: EvaluateConfig = dataclasses.field(default_factory=EvaluateConfig)
     push: PushConfig = dataclasses.field(default_factory=PushConfig)
     export: ExportConfig = dataclasses.field(default_factory=ExportConfig)
+    beam: BeamConfig = dataclasses.field(default_factory=BeamConfig)
     kubeflow: KubeflowConfig = dataclasses.field(default_factory=KubeflowConfig)
 
     # Derived locations. Everything a run writes lives under output_dir.
@@ -259,6 +326,7 @@ class PipelineConfig:
                               "cannot draw")
         self.push.validate()
         self.export.validate()
+        self.beam.validate()
         self.kubeflow.validate()
 
     def ingest_config(self) -> IngestConfig:
@@ -450,6 +518,11 @@ def _coerce(value: Any, field_type: Any, key: str) -> Any:
                 raise ConfigError(f"{key}={_shown(value)}: contains a NUL character")
             _check_utf8(value, key)  # lone surrogates, e.g. YAML "\udcff"
             return value
+    elif typing.get_origin(field_type) is list and typing.get_args(field_type) == (str,):
+        if isinstance(value, list):
+            return [_coerce(item, str, key=f"{key}[{index}]") for index, item in enumerate(value)]
+        raise ConfigError(f"{key}={_shown(value)}: expected a list of text, e.g. "
+                          '["--runner=DirectRunner", "--direct_num_workers=2"]')
     else:
         raise ConfigError(f"{key}: unsupported setting type {field_type}")
     raise ConfigError(f"{key}={_shown(value)}: expected {field_type.__name__}")

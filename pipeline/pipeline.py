@@ -124,6 +124,9 @@ def create_pipeline(
             config.metadata_path
         ),
         enable_cache=False,
+        # beam.pipeline_args: TFX prepends them to the args of every component with a BeamExecutorSpec
+        # (ImageExampleGen or ImportExampleGen, StatisticsGen); empty keeps Beam's in-process DirectRunner.
+        beam_pipeline_args=list(config.beam.pipeline_args),
     )
 
 

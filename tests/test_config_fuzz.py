@@ -27,6 +27,8 @@ BAD_BY_TYPE: dict[type, list[typing.Any]] = {
             {"a": 1}, None],
     bool: ["maybe", 2, 0.5, [True], {"a": 1}, None],
     str: [[1], {"a": 1}, None],
+    # List-valued keys (beam.pipeline_args): one text instead of a list, elements that are not text.
+    list[str]: ["--flag=1", [1], [None], [True], [["--flag"]], [{"a": 1}], {"a": 1}, None],
 }
 # Keys whose valid values are a closed set (or a pattern): a wrong word is a bad value too.
 BAD_WORDS = {
@@ -46,6 +48,8 @@ BAD_WORDS = {
     "push.model_name": ["../escape", "a/b", "m" * 129],
     "train.width": [513],
     "kubeflow.pipeline_root": ["/mnt/local/root"],
+    "beam.pipeline_args": [["runner=DirectRunner"], ["--runner", "DirectRunner"], ["--"], ["--runner=NoSuchRunner"],
+                           ["--runner=no_such_module.Runner"]],
 }
 # Negative values that mean something: only their finite, huge cousins are bad.
 NEGATIVE_IS_MEANINGFUL = {"train.discriminator_dropout"}  # -1 = auto
