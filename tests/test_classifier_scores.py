@@ -246,6 +246,8 @@ def test_cas_is_one_for_the_right_classes_and_zero_for_the_wrong_ones_and_the_ga
     assert cas["fraction_images"] == 30 and cas["real_images"] == 60
     assert right["blessed"], right["reasons"]
     assert right["classifier"]["eval_accuracy"] == 1.0
+    # The real floor's 60 train images are left out of the classifier's training (150 >= 2 x 60).
+    assert (right["classifier"]["floor_holdout"], right["classifier"]["train_images"]) == (60, 90)
     # Evenly spread classes, every one recognised: IS towards K (the briefly trained classifier is not
     # fully confident), for the generator and the real floor alike.
     for role in ("candidate", "real_floor"):
@@ -267,6 +269,26 @@ def test_fid_in_the_domain_classifier_feature_space(world, tmp_path):
     assert report["cas"] is None and "Classification Accuracy Score" not in page
     # The generator's global jitter is not the real images' pixel noise: the in-domain features see it.
     assert np.isfinite(report["candidate"]["fid"]) and report["candidate"]["fid"] > report["real_floor"]["fid"]
+
+
+def test_the_floor_sample_is_held_out_of_the_classifier_when_there_is_room():
+    assert classifiers.floor_holdout(1024, 512) == 512 and classifiers.floor_holdout(1023, 512) == 0
+
+
+def test_real_samples_spread_over_a_class_sorted_split(tmp_path):
+    """Class folders are ingested in folder order: the head of the file is a few classes, not the data."""
+    from ganpipe.components.gan_evaluator import sampling
+
+    labels = np.sort(np.arange(150) % CLASSES)  # 50 of class 0, then 50 of 1, then 50 of 2
+    _write_split(tmp_path / "examples" / "Split-train", labels, seed=1)
+    examples = standard_artifacts.Examples()
+    examples.uri = str(tmp_path / "examples")
+    examples.split_names = artifact_utils.encode_split_names(["train"])
+    images = np.concatenate(list(sampling.real_batches(examples, "train", 1, SIZE, limit=30)))
+    nearest = np.abs(images[:, None].astype(int) - _patterns()[None].astype(int)).mean(axis=(2, 3, 4)).argmin(axis=1)
+    assert len(images) == 30 and np.bincount(nearest, minlength=CLASSES).tolist() == [10, 10, 10]
+    mask = classifiers._floor_mask(150, 30)
+    assert mask.sum() == 30 and np.flatnonzero(mask).tolist() == list(range(0, 150, 5))
 
 
 def test_unlabelled_data_has_no_is_unless_asked_for_by_name(tmp_path):

@@ -29,6 +29,7 @@ from ganpipe.evaluation import domain_classifier
 from ganpipe.evaluation.config import EvaluateConfig
 from ganpipe.evaluation.domain_classifier import DomainClassifier
 from ganpipe.evaluation.inception_score import InceptionScoreAccumulator
+from ganpipe.components.gan_evaluator.sampling import spread_stride
 from ganpipe.trainer import data
 from ganpipe.trainer.models import latents_for_seeds
 from ganpipe.trainer.train import recorded_label_names
@@ -77,7 +78,7 @@ def dataset_key(examples: Any, cfg: EvaluateConfig, image_size: int, channels: i
                    for batch in records.batch(4096).as_numpy_iterator()
                    for image, label in zip(batch[contract.IMAGE_KEY], batch[contract.LABEL_KEY]))
     digest = hashlib.sha256(f"{domain_classifier.ARCHITECTURE}|{image_size}|{channels}|"
-                            f"{cfg.classifier_steps}|{cfg.seed}".encode())
+                            f"{cfg.classifier_steps}|{cfg.seed}|floor holdout {cfg.num_samples} strided".encode())
     for image_digest, label in pairs:
         digest.update(image_digest + str(label).encode() + b"\n")
     labelled_count = sum(1 for _, label in pairs if label >= 0)
@@ -98,6 +99,26 @@ def labelled(examples: Any, split: str, channels: int, image_size: int, limit: i
     return Labelled(images[keep], labels[keep])
 
 
+def floor_holdout(train_count: int, num_samples: int) -> int:
+    """How many train records the classifier leaves out: the real floor's sample (sampling.real_batches).
+
+    The floor compares real train images with the eval split; a classifier
+    trained on those same images maps them to its overfitted features. So
+    when the split can spare them (at least twice the floor's sample), the
+    floor's records are not trained on; otherwise nothing is left out and the
+    report notes that the in-domain floor is then inflated.
+    """
+    return min(num_samples, train_count) if train_count >= 2 * num_samples else 0
+
+
+def _floor_mask(count: int, num_samples: int) -> np.ndarray:
+    """bool [count]: the records sampling.real_batches takes for a floor of ``num_samples``."""
+    stride = spread_stride(count, num_samples)
+    mask = np.zeros(count, dtype=bool)
+    mask[np.arange(0, count, stride)[:num_samples]] = True
+    return mask
+
+
 def domain_classifier_for(examples: Any, cfg: EvaluateConfig, image_size: int, channels: int,
                           cache_dir: Optional[str]) -> tuple[DomainClassifier, dict[str, Any]]:
     """The dataset's domain classifier, loaded from ``cache_dir`` or trained; and what the report says of it.
@@ -110,19 +131,28 @@ def domain_classifier_for(examples: Any, cfg: EvaluateConfig, image_size: int, c
         raise UnlabelledDataError(
             f"evaluate.classifier={cfg.classifier!r} needs labelled data (class folders or a labels file) with "
             f"at least 2 classes; the train split has {num_classes} (set evaluate.classifier=none)")
+    holdout = floor_holdout(count, cfg.num_samples)
     classifier, cached = domain_classifier.load_or_train(
-        lambda: _train_set(examples, channels, image_size), num_classes, steps=cfg.classifier_steps,
+        lambda: _train_set(examples, channels, image_size, holdout), num_classes, steps=cfg.classifier_steps,
         seed=cfg.seed, key=key, cache_dir=cache_dir)
     real_eval = labelled(examples, contract.EVAL_SPLIT, channels, image_size)
     accuracy = classifier.accuracy(real_eval.images, real_eval.labels) if len(real_eval.labels) else None
-    return classifier, {"name": classifier.name, "num_classes": num_classes, "train_images": count,
+    return classifier, {"name": classifier.name, "num_classes": num_classes, "train_images": count - holdout,
+                        "floor_holdout": holdout,
                         "steps": cfg.classifier_steps, "cached": cached, "eval_accuracy": accuracy,
                         "eval_images": int(len(real_eval.labels))}
 
 
-def _train_set(examples: Any, channels: int, image_size: int) -> tuple[np.ndarray, np.ndarray]:
-    train = labelled(examples, contract.TRAIN_SPLIT, channels, image_size)
-    return train.images, train.labels
+def _train_set(examples: Any, channels: int, image_size: int, holdout: int) -> tuple[np.ndarray, np.ndarray]:
+    """The labelled train images, without the ``holdout`` records the real floor samples."""
+    patterns = split_pattern(examples, contract.TRAIN_SPLIT)
+    labels = data.read_labels(patterns)
+    keep = labels >= 0
+    if holdout:
+        keep &= ~_floor_mask(len(labels), holdout)
+    images = data.load_images(patterns, channels, image_size, limit=MAX_TRAIN_IMAGES)
+    keep = keep[:len(images)]
+    return images[keep], labels[:len(images)][keep]
 
 
 def inception_score_observer(classifier: Callable[[np.ndarray], np.ndarray], count: int

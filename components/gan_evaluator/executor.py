@@ -223,6 +223,9 @@ def _classifier(examples: types.Artifact, limits: EvaluateConfig, image_size: in
     accuracy = "-" if info["eval_accuracy"] is None else f"{info['eval_accuracy']:.4f}"
     notes.append(f"domain classifier {info['name']}: eval accuracy {accuracy}, "
                  + ("loaded from the cache" if info["cached"] else f"trained for {info['steps']} steps"))
+    if not info["floor_holdout"] and limits.extractor == DOMAIN_CLASSIFIER:
+        notes.append("the train split is too small to keep the real floor's images out of the domain classifier's "
+                     "training: the floor's in-domain FID is inflated, and so the floor-relative limits are lax")
     return _Classifier(probabilities=domain.probabilities if limits.classifier != "none" else None,
                        domain=domain, key=domain.key, info=info, cache_dir=cache_dir)
 
