@@ -43,7 +43,7 @@ import time
 import numpy as np
 
 from bench.common import summarize, write_result
-from bench.quality_per_compute import WORK_DIR, ingest_fashion_mnist
+from bench.quality_per_compute import WORK_DIR, ingest_fashion_mnist, train_until
 
 NUM_CLASSES = 10
 CLASSIFIER_SEED = 0
@@ -105,7 +105,6 @@ def train_classifier(images, labels, steps: int, name: str) -> tuple[object, flo
 def run(steps: int, points: int, seeds: int, samples: int, classifier_steps: int, cas_samples: int) -> dict:
     from ganpipe.components.gan_evaluator.classifiers import labelled
     from ganpipe.trainer.config import TrainerConfig
-    from ganpipe.trainer.train import train_run
 
     wall_start, cpu_start = time.perf_counter(), time.process_time()
     os.makedirs(WORK_DIR, exist_ok=True)
@@ -150,11 +149,8 @@ def run(steps: int, points: int, seeds: int, samples: int, classifier_steps: int
         shutil.rmtree(run_dir, ignore_errors=True)
         curve, trained_seconds, result = [], 0.0, None
         for step in schedule:
-            staged = dataclasses.replace(cfg, steps=step, checkpoint_every=step, log_every=max(1, step // 4),
-                                         sample_every=step, checkpoint_dir=os.path.join(run_dir, "checkpoints"))
-            start = time.perf_counter()
-            result = train_run(staged, train_files, run_dir)
-            trained_seconds += time.perf_counter() - start
+            result, seconds = train_until(cfg, step, train_files, run_dir)
+            trained_seconds += seconds
             images, labels = conditional_images(result.generator, cfg.latent_dim, samples, SAMPLE_SEED_OFFSET)
             curve.append({"step": step, **scores(classifier, images, real_eval_features, labels),
                           "train_seconds": trained_seconds})

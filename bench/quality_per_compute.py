@@ -78,21 +78,28 @@ def generated_images(generator, latent_dim: int, count: int, batch: int = 500) -
     return np.concatenate(chunks)
 
 
+def train_until(cfg, step: int, train_files: list[str], run_dir: str):
+    """Trains (resuming from run_dir's checkpoint) up to ``step``; (the train_run result, wall seconds)."""
+    from ganpipe.trainer.train import train_run
+
+    staged = dataclasses.replace(cfg, steps=step, checkpoint_every=step, log_every=max(1, step // 4),
+                                 sample_every=step, checkpoint_dir=os.path.join(run_dir, "checkpoints"))
+    start = time.perf_counter()
+    result = train_run(staged, train_files, run_dir)
+    return result, time.perf_counter() - start
+
+
 def curve(cfg, train_files: list[str], real_features: np.ndarray, extractor, points: list[int],
           samples: int, run_dir: str) -> list[dict]:
     """Trains one run to each of `points` in turn (resuming) and scores it there."""
     from ganpipe.evaluation.metrics import fid
     from ganpipe.trainer.data import input_spec
-    from ganpipe.trainer.train import train_run
 
     shutil.rmtree(run_dir, ignore_errors=True)
     measured, trained_seconds = [], 0.0
     for step in points:
-        staged = dataclasses.replace(cfg, steps=step, checkpoint_every=step, log_every=max(1, step // 4),
-                                     sample_every=step, checkpoint_dir=os.path.join(run_dir, "checkpoints"))
-        start = time.perf_counter()
-        result = train_run(staged, train_files, run_dir)
-        trained_seconds += time.perf_counter() - start
+        result, seconds = train_until(cfg, step, train_files, run_dir)
+        trained_seconds += seconds
         images = generated_images(result.generator, cfg.latent_dim, samples)
         measured.append({"step": step, "fid": fid(real_features, extractor(images)),
                          "train_seconds": trained_seconds, "images_seen": step * input_spec(cfg).batch_size})
