@@ -65,3 +65,12 @@ def identity_checkpoints(base: Path) -> Path:
     """The one run-identity subdirectory of a checkpoint directory (trainer/checkpoints.py layout)."""
     (directory,) = [path for path in Path(base).iterdir() if path.is_dir()]
     return directory
+
+
+@pytest.fixture
+def corrupt_model(tmp_path: Path) -> Path:
+    """A serving version folder whose saved_model.pb is not a SavedModel (`generate` must refuse it)."""
+    model = tmp_path / "generator" / "1"
+    model.mkdir(parents=True)
+    (model / "saved_model.pb").write_bytes(b"\x08\x01\x12garbage that is not a SavedModel proto")
+    return model

@@ -12,14 +12,6 @@ def _generate(capsys, *argv: str) -> tuple[int, str]:
     return code, capsys.readouterr().err
 
 
-@pytest.fixture
-def corrupt_model(tmp_path):
-    model = tmp_path / "generator" / "1"
-    model.mkdir(parents=True)
-    (model / "saved_model.pb").write_bytes(b"\x08\x01\x12garbage that is not a SavedModel proto")
-    return model
-
-
 @pytest.mark.parametrize("argv, message", [
     (["--n", "0"], "--n=0: must be in [1, 4096]"),
     (["--n", "10000000"], "--n=10000000: must be in [1, 4096] (one picture)"),

@@ -210,14 +210,6 @@ def test_folder_export_is_class_folders_that_ganpipe_ingests(generators, tmp_pat
 # ---------------------------------------------------------------- refusals
 
 
-@pytest.fixture
-def corrupt_model(tmp_path):
-    model = tmp_path / "generator" / "1"
-    model.mkdir(parents=True)
-    (model / "saved_model.pb").write_bytes(b"\x08\x01\x12garbage that is not a SavedModel proto")
-    return model
-
-
 def test_bad_requests_are_one_line_exit_2_before_the_model_loads(capsys, corrupt_model, tmp_path):
     """The model is corrupt: a message about anything but the flag would mean it was loaded first."""
     a_file = tmp_path / "a_file"

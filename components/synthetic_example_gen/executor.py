@@ -14,6 +14,8 @@ from tfx.proto import example_gen_pb2
 from tfx.types import artifact_utils, standard_component_specs
 
 from ganpipe import contract
+# The stored shape, under ImageExampleGen's property names: a trainer or evaluator left at `auto` reads them.
+from ganpipe.components.image_example_gen.executor import CHANNELS_PROPERTY, IMAGE_SIZE_PROPERTY
 from ganpipe.components.synthetic_example_gen import export, request, samples
 
 COUNT_KEY = "count"
@@ -23,9 +25,6 @@ SEED_KEY = "seed"
 COUNT_PROPERTY = contract.SYNTHETIC_COUNT_PROPERTY  # images written; 0 when the model was not pushed
 MODEL_PROPERTY = "synthetic_model"  # the serving path the images' `source` names
 VERSION_PROPERTY = "synthetic_version"
-# As ImageExampleGen sets them: the stored shape, read by a trainer or evaluator left at `auto`.
-IMAGE_SIZE_PROPERTY = "image_size"
-CHANNELS_PROPERTY = "channels"
 # Set by the Pusher on its PushedModel (the stock Pusher's properties).
 PUSHED_PROPERTY = "pushed"
 PUSHED_DESTINATION_PROPERTY = "pushed_destination"
