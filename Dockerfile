@@ -1,7 +1,10 @@
 # syntax=docker/dockerfile:1
-# The image every Kubeflow Pipelines step, TFJob worker and the CronJob run.
+# The image every Kubeflow Pipelines step, TFJob worker and the CronJob run,
+# and the image Beam workers run for the Beam steps on a distributed runner
+# (docs/deploy.md, "Beam steps on a distributed runner").
 #
-#   docker build -t REGISTRY/ganpipe:0.1.0 .
+#   docker build -t REGISTRY/ganpipe:0.1.0 .                              # default target
+#   docker build --target beam-worker -t REGISTRY/ganpipe:0.1.0-beam .    # same layers, Beam's boot as ENTRYPOINT
 #
 # Base: the TFX 1.16 release image (TensorFlow 2.16, Python 3.10, TFX's
 # Kubeflow V2 entrypoint `python -m tfx.orchestration.kubeflow.v2.container.
@@ -11,7 +14,7 @@
 # the exact working set CI tested (requirements/constraints.txt), ganpipe
 # itself, and the files the compiled pipeline points at (/opt/ganpipe:
 # curated schemas, bundled digits). Runs as UID 10001, never root.
-FROM tensorflow/tfx:1.16.0
+FROM tensorflow/tfx:1.16.0 AS ganpipe
 
 ENV PYTHONDONTWRITEBYTECODE=1 \
     PYTHONUNBUFFERED=1 \
@@ -25,6 +28,17 @@ WORKDIR /opt/ganpipe/src
 # The pinned set first: this layer is rebuilt only when the constraints change.
 COPY requirements/constraints.txt requirements/constraints.txt
 RUN python -m pip install -r requirements/constraints.txt
+
+# Beam's SDK harness launcher (/opt/apache/beam/boot) of the apache-beam release
+# pinned in requirements/constraints.txt. The TFX base image carries the one of
+# the Beam it was built with (tfx/tools/docker/Dockerfile, v1.16.0: "Copy from
+# image matching installed version of 'apache-beam'"), older than our pin; the
+# SDK harness must be the Beam version the pipeline was submitted with.
+# tests/test_beam_runner_recipes.py keeps this tag equal to the pin.
+COPY --from=apache/beam_python3.10_sdk:2.74.0 /opt/apache/beam /opt/apache/beam
+# boot otherwise creates a venv under /opt/apache/beam-venv for each worker,
+# which UID 10001 cannot write (apache/beam sdks/python/container/boot.go).
+ENV RUN_PYTHON_SDK_IN_DEFAULT_ENVIRONMENT=1
 
 COPY pyproject.toml setup.py README.md ./
 COPY ganpipe ganpipe
@@ -53,3 +67,14 @@ WORKDIR /tmp
 HEALTHCHECK NONE
 ENTRYPOINT []
 CMD ["ganpipe", "--help"]
+
+# The Beam worker: the same image with Beam's boot as its ENTRYPOINT, which is
+# how Dataflow (--sdk_container_image) and a portable runner's DOCKER
+# environment start an SDK harness container. Kubernetes pods, the compiled
+# KFP steps and TFJob workers all set their own command, so they are unaffected.
+FROM ganpipe AS beam-worker
+ENTRYPOINT ["/opt/apache/beam/boot"]
+CMD []
+
+# The default target (a plain `docker build .`) is the pipeline image.
+FROM ganpipe

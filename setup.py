@@ -48,6 +48,7 @@ setup(
         "tqdm",
     ],
     # kubernetes-validate: the k8s/ manifest tests (offline Kubernetes 1.32 schemas).
-    extras_require={"test": ["pytest", "kubernetes-validate"]},
+    # gcp-storage-emulator, cryptography: the GCS stand-in of the object-storage tests (tests/gcs_stand_in.py).
+    extras_require={"test": ["pytest", "kubernetes-validate", "gcp-storage-emulator", "cryptography"]},
     entry_points={"console_scripts": ["ganpipe=ganpipe.cli.main:main"]},
 )

@@ -37,8 +37,17 @@ def main(argv: list[str] | None = None) -> int:
 def _quiet_third_party_noise() -> None:
     """TF's C++ start-up chatter and google-cloud's Python-version notices say nothing actionable here."""
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-    for message in ("You are using a non-supported Python version", "Support for google-cloud-storage"):
+    for message in _NOISY_FUTURE_WARNINGS:
         warnings.filterwarnings("ignore", message=message, category=FutureWarning)
+    # Child processes (Beam's multi-process workers, training workers) get the environment, not these
+    # filters: the same ones as PYTHONWARNINGS entries (action:message-prefix:category), after the user's.
+    entries = [entry for entry in os.environ.get("PYTHONWARNINGS", "").split(",") if entry]
+    entries += [entry for entry in (f"ignore:{message}:FutureWarning" for message in _NOISY_FUTURE_WARNINGS)
+                if entry not in entries]
+    os.environ["PYTHONWARNINGS"] = ",".join(entries)
+
+
+_NOISY_FUTURE_WARNINGS = ("You are using a non-supported Python version", "Support for google-cloud-storage")
 
 
 class _OneLineErrors(argparse.ArgumentParser):
@@ -349,7 +358,10 @@ def _report_stop(error: Exception, output_dir: str) -> int:
 
     from ganpipe.components.data_gate.executor import DataGateError
 
-    print(f"ganpipe: the pipeline stopped: {error}", file=sys.stderr)
+    # Some runners fail with no message at all: a PortableRunner whose --job_endpoint does not answer raises
+    # grpc.FutureTimeoutError() after --job_server_timeout (Beam 2.74, portable_runner.py). Name the type then.
+    reason = str(error) if str(error).strip() else f"{type(error).__module__}.{type(error).__qualname__} (no message)"
+    print(f"ganpipe: the pipeline stopped: {reason}", file=sys.stderr)
     if isinstance(error, DataGateError):
         print("ganpipe: nothing downstream of the data gate ran; nothing was pushed.", file=sys.stderr)
     else:

@@ -62,6 +62,11 @@ def cluster_config(config: PipelineConfig) -> PipelineConfig:
                           f"the models volume ({cluster.kubeflow.models_mount}); object stores cannot take an "
                           "atomic push")
     cluster.validate()
+    if cluster.beam.remote_runner() and not cluster.kubeflow.pipeline_root.startswith("gs://"):
+        # Dataflow workers write the Beam steps' outputs under the pipeline root themselves.
+        raise ConfigError(f"kubeflow.pipeline_root={cluster.kubeflow.pipeline_root!r}: with "
+                          f"--runner={cluster.beam.remote_runner()} it must be gs://, which Dataflow's workers "
+                          "write")
     return cluster
 
 
@@ -79,6 +84,9 @@ def cluster_input(config: PipelineConfig) -> tuple[str, str]:
         raise ConfigError(f"data.path={path!r}: on a cluster the input must be object storage "
                           f"({', '.join(OBJECT_STORE_SCHEMES)}...) or a path under the pipeline-root volume "
                           f"({config.kubeflow.pipeline_root_mount})")
+    if config.beam.remote_runner() and not path.startswith(OBJECT_STORE_SCHEMES):
+        raise ConfigError(f"data.path={path!r}: --runner={config.beam.remote_runner()} reads the input on its own "
+                          "workers, which do not mount the pipeline-root volume; put the images on object storage")
     return path, data_format
 
 

@@ -135,6 +135,8 @@ class BeamConfig:
     pipeline_args: list[str] = dataclasses.field(default_factory=list)
 
     def validate(self) -> None:
+        """Raises ConfigError for an element that is not one option, a runner Beam cannot find here, or
+        args that Beam's own parser or validator refuses (pipeline/beam_options.py)."""
         for index, arg in enumerate(self.pipeline_args):
             if not isinstance(arg, str) or not _BEAM_ARG.fullmatch(arg):
                 raise ConfigError(f"beam.pipeline_args[{index}]={_shown(arg)}: each element must be one Beam "
@@ -149,6 +151,33 @@ class BeamConfig:
             problem = _beam_runner_problem(value)
             if problem:
                 raise ConfigError(f"beam.pipeline_args[{index}]={_shown(arg)}: {problem}")
+        self._check_with_beam()
+
+    def remote_runner(self) -> str:
+        """The runner's name when its workers are always other machines (Dataflow), else "".
+
+        Such workers read the input and write the Beam steps' outputs themselves, so both must be on
+        storage they reach. Portable runners (Flink, Spark) may run their workers here or on a cluster;
+        their storage is the user's to choose (docs/deploy.md)."""
+        runners = [arg.partition("=")[2] for arg in self.pipeline_args if arg.startswith("--runner=")]
+        name = runners[-1].rsplit(".", 1)[-1].lower() if runners else ""
+        return runners[-1] if name in ("dataflow", "dataflowrunner", "testdataflowrunner") else ""
+
+    def _check_with_beam(self) -> None:
+        """Beam's own parser and validator for the runner the args name (pipeline/beam_options.py).
+
+        Raises ConfigError naming the element Beam blames, or the whole list for a validator error."""
+        if not self.pipeline_args:
+            return
+        from ganpipe.pipeline import beam_options
+
+        refused = beam_options.refusal(self.pipeline_args)
+        if refused is None:
+            return
+        if refused.index is None:
+            raise ConfigError(f"beam.pipeline_args: {refused.reason}")
+        raise ConfigError(f"beam.pipeline_args[{refused.index}]={_shown(self.pipeline_args[refused.index])}: "
+                          f"{refused.reason}")
 
 
 _BEAM_ARG = re.compile(r"--[A-Za-z_][A-Za-z0-9_-]*(=.*)?", re.S)
@@ -337,11 +366,17 @@ class PipelineConfig:
                             background=self.data.background, resize=self.data.resize)
 
     def check_local_files(self) -> None:
-        """For runs on this machine: files the config names exist (before hours of training)."""
+        """For runs on this machine: files the config names exist (before hours of training), and the
+        Beam steps' workers can reach this run's storage."""
         try:
             self.evaluate.check_files()
         except ValueError as error:
             raise ConfigError(str(error)) from None
+        if self.beam.remote_runner():
+            raise ConfigError(f"beam.pipeline_args: --runner={self.beam.remote_runner()} runs the Beam steps on "
+                              "workers elsewhere, which cannot write this local run's output_dir; compile for "
+                              "Kubeflow with kubeflow.pipeline_root on gs:// (docs/deploy.md), or drop --runner "
+                              "to run them here")
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)

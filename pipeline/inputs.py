@@ -10,7 +10,7 @@ import dataclasses
 import os
 from typing import Optional
 
-from ganpipe.components.image_example_gen import shape, sources
+from ganpipe.components.image_example_gen import filesystem, shape, sources
 from ganpipe.components.image_example_gen.config import IngestConfig
 from ganpipe.pipeline import datasets
 from ganpipe.pipeline.config import ConfigError, PipelineConfig
@@ -28,7 +28,7 @@ class ResolvedInput:
 
 
 def resolve(config: PipelineConfig) -> ResolvedInput:
-    """Returns an absolute path and concrete format, or raises IngestInputError/ConfigError.
+    """Returns an absolute path (or the URL as given) and concrete format, or raises IngestInputError/ConfigError.
 
     Also settles the training shape: `train.image_size` and `train.channels`
     left at auto are set on ``config`` to what ingestion will store (decided
@@ -51,15 +51,11 @@ def resolve(config: PipelineConfig) -> ResolvedInput:
         _settle_shape(config, found["shape"])
         return ResolvedInput(path, data_format, f"named dataset '{config.data.path}' ({path}); {_shape_line(found)}",
                              ingest)
-    path = os.path.abspath(os.path.expanduser(config.data.path))
-    output = os.path.abspath(os.path.expanduser(config.output_dir))
-    if os.path.islink(output) and not os.path.exists(output):
-        raise ConfigError(f"output_dir {output} is a link that points nowhere: remove it or give another folder")
-    # Real paths: the same folder, or one reached through a link, is caught as well as a plain prefix.
-    real_data, real_output = os.path.realpath(path), os.path.realpath(output)
-    if real_output == real_data or real_output.startswith(real_data.rstrip(os.sep) + os.sep):
-        raise ConfigError(f"output_dir {config.output_dir} lies inside the input folder {path}: "
-                          "outputs would be read back as input")
+    if filesystem.is_url(config.data.path):
+        path = config.data.path  # a URL: no ~, no working directory, no links to resolve
+        _check_output_outside_url(path, config.output_dir)
+    else:
+        path = _check_output_outside_folder(config)
     data_format = sources.detect_format(path, config.data.format)
     if data_format == "tfrecord":
         found = {"shape": _tfrecord_shape(path, config)}
@@ -70,6 +66,37 @@ def resolve(config: PipelineConfig) -> ResolvedInput:
     _settle_shape(config, found["shape"])
     return ResolvedInput(path, data_format, f"{data_format} input at {path} ({_describe(found)}); "
                                             f"{_shape_line(found)}", ingest)
+
+
+def _check_output_outside_folder(config: PipelineConfig) -> str:
+    """The absolute data path, once output_dir is known not to lie inside it; raises ConfigError."""
+    path = os.path.abspath(os.path.expanduser(config.data.path))
+    output = os.path.abspath(os.path.expanduser(config.output_dir))
+    if os.path.islink(output) and not os.path.exists(output):
+        raise ConfigError(f"output_dir {output} is a link that points nowhere: remove it or give another folder")
+    # Real paths: the same folder, or one reached through a link, is caught as well as a plain prefix.
+    real_data, real_output = os.path.realpath(path), os.path.realpath(output)
+    if real_output == real_data or real_output.startswith(real_data.rstrip(os.sep) + os.sep):
+        raise ConfigError(f"output_dir {config.output_dir} lies inside the input folder {path}: "
+                          "outputs would be read back as input")
+    return path
+
+
+def _check_output_outside_url(path: str, output_dir: str) -> None:
+    """Object stores have no links: output_dir inside the input URL is a plain prefix; raises ConfigError."""
+    data, output = path.rstrip("/"), output_dir.rstrip("/")
+    if output == data or output.startswith(data + "/"):
+        raise ConfigError(f"output_dir {output_dir} lies inside the input {path}: outputs would be read back "
+                          "as input")
+
+
+def _record_pattern(path: str) -> str:
+    """A glob for the TFRecords at ``path`` (a file, or every file of a folder); raises ConfigError."""
+    try:
+        is_folder = filesystem.isdir(path)
+    except OSError as error:  # a URL whose store went away since detect_format asked it
+        raise ConfigError(f"cannot read data.path {path}: {error.strerror}") from None
+    return filesystem.join(path, "*") if is_folder else path
 
 
 def _tfrecord_shape(path: str, config: PipelineConfig) -> dict:
@@ -83,7 +110,7 @@ def _tfrecord_shape(path: str, config: PipelineConfig) -> dict:
         return shape.ShapeDecision(ingest.image_size, ingest.channels, "as configured").to_dict()
     from ganpipe.trainer import data  # TensorFlow: only for TFRecord input
 
-    pattern = os.path.join(path, "*") if os.path.isdir(path) else path
+    pattern = _record_pattern(path)
     try:
         shapes = data.record_shapes([pattern], limit=shape.MAX_SAMPLED, compression="auto")
     except (data.NoDataError, ValueError) as error:
@@ -134,7 +161,7 @@ def _check_tfrecord_images(path: str, config: PipelineConfig) -> None:
     from ganpipe.components.image_example_gen import pixels, validation
     from ganpipe.trainer import data
 
-    pattern = os.path.join(path, "*") if os.path.isdir(path) else path
+    pattern = _record_pattern(path)
     files = data.list_files([pattern])
     compression = data.compression_of(files)
     preparation = pixels.Preparation(config.train.image_size, config.train.channels)

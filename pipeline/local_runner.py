@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import re
 import sys
 import time
 from typing import Callable
@@ -51,6 +52,22 @@ def _drop_known_tfx_noise(record: logging.LogRecord) -> bool:
     return "property_predicate is not supported" not in str(record.msg)
 
 
+# With direct_running_mode=multi_processing, Beam's worker processes send their log records to this logger
+# of the pipeline's process (apache_beam/runners/portability/local_job_service.py, Beam 2.74), which prints
+# WARNINGs. Two come from every worker and say nothing about the run: no semi_persistent_directory, i.e. no
+# pickled __main__ session to load (sdk_worker_main.py; the DoFns of our steps and TFX's are pickled by
+# reference to their modules, none lives in __main__), and the two flags Beam writes into the workers'
+# options under their dest names, which its own parser cannot read back (their defaults are the values sent).
+_BEAM_WORKER_LOGGER = "apache_beam.runners.portability.local_job_service"
+_HARMLESS_BEAM_WORKER_LINE = re.compile(
+    r"No semi_persistent_directory found|"
+    r"Discarding unparseable args: \[(\\?'--(pipeline_type_check|direct_runner_use_stacked_bundle)\\?'(, )?)+\]")
+
+
+def _drop_harmless_beam_worker_lines(record: logging.LogRecord) -> bool:
+    return not _HARMLESS_BEAM_WORKER_LINE.search(record.getMessage())
+
+
 def run_local(config: PipelineConfig, data: ResolvedInput, echo: Callable[[str], None] = print) -> None:
     """Builds and runs the pipeline; exceptions from components propagate unchanged."""
     from tfx import v1 as tfx  # heavy: imported only once the inputs passed their checks
@@ -71,9 +88,12 @@ def run_local(config: PipelineConfig, data: ResolvedInput, echo: Callable[[str],
     saved_propagate, absl_logger.propagate = absl_logger.propagate, False
     for handler in handlers:
         absl_logger.addHandler(handler)
+    beam_worker_logger = logging.getLogger(_BEAM_WORKER_LOGGER)
+    beam_worker_logger.addFilter(_drop_harmless_beam_worker_lines)
     try:
         tfx.orchestration.LocalDagRunner().run(pipeline)
     finally:
+        beam_worker_logger.removeFilter(_drop_harmless_beam_worker_lines)
         for handler in handlers:
             absl_logger.removeHandler(handler)
         absl_logger.propagate = saved_propagate

@@ -18,6 +18,7 @@ from tfx.components import ImportExampleGen
 
 from ganpipe.components.data_gate.component import DataGate
 from ganpipe.components.gan_evaluator.component import GanEvaluator
+from ganpipe.components.image_example_gen import filesystem, sources
 from ganpipe.components.image_example_gen.component import ImageExampleGen
 from ganpipe.components.image_example_gen.config import IngestConfig
 from ganpipe.components.serving_pusher.component import ServingPusher
@@ -220,6 +221,14 @@ def _trainer_executor_spec(config: PipelineConfig, on_cluster: bool | None):
     return executor_spec.ExecutorClassSpec(TFJobTrainerExecutor)
 
 
+def _is_record_folder(data_path: str) -> bool:
+    """A folder of TFRecords rather than one file. A URL is judged by its name: building (or compiling)
+    the pipeline asks no store anything, as the machine that compiles may not reach it."""
+    if filesystem.is_url(data_path):
+        return not data_path.lower().endswith(sources.TFRECORD_SUFFIXES)
+    return os.path.isdir(data_path)
+
+
 def _import_example_gen(input_base: Any, data_path: str, eval_fraction: float) -> ImportExampleGen:
     """Existing tf.Example TFRecords go through the stock component, split by content.
 
@@ -230,7 +239,7 @@ def _import_example_gen(input_base: Any, data_path: str, eval_fraction: float) -
     split as they do in ImageExampleGen.
     """
     eval_buckets = max(1, round(eval_fraction * 100))
-    if isinstance(input_base, str) and not os.path.isdir(data_path):  # one file: its folder, its name
+    if isinstance(input_base, str) and not _is_record_folder(data_path):  # one file: its folder, its name
         input_base, pattern = os.path.split(data_path)
     else:  # a folder, or a runtime parameter (documented to name a folder of TFRecords)
         pattern = "*"

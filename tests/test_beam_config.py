@@ -24,6 +24,8 @@ from tests.conftest import run_cli, write_png_folder
 ARGS = ["--runner=DirectRunner", "--direct_running_mode=multi_processing", "--direct_num_workers=2"]
 ARGS_TEXT = json.dumps(ARGS, separators=(",", ":"))  # ["--runner=DirectRunner",...] as a user types it
 BEAM_STEPS = ("ImageExampleGen", "StatisticsGen")
+DATAFLOW = ["--runner=DataflowRunner", "--project=my-project", "--region=europe-west4",
+            "--temp_location=gs://ganpipe-test-bucket/tmp"]
 IMAGE = "registry.example.com/ganpipe:0.1.0"
 ROOT = "gs://ganpipe-test-bucket/pipeline-root"
 
@@ -41,8 +43,10 @@ def test_the_default_is_empty_and_a_list_comes_from_yaml_and_from_set(tmp_path):
     assert load_config(None, {"beam.pipeline_args": typed}).beam.pipeline_args == [
         "--runner=PortableRunner", "--job_endpoint=localhost:8099", "--labels=team=gan", "--save_main_session"]
     # Runner names resolve as Beam's create_runner resolves them: any case, "Runner" optional, or a class path.
+    # (Dataflow with the options its validator requires; see the Beam checks below.)
     for runner in ("dataflow", "FlinkRunner", "sparkrunner", "apache_beam.runners.direct.direct_runner.DirectRunner"):
-        assert load_config(None, {"beam.pipeline_args": f"[--runner={runner}]"}).beam.pipeline_args
+        args = [f"--runner={runner}", *(DATAFLOW[1:] if runner == "dataflow" else [])]
+        assert load_config(None, {"beam.pipeline_args": json.dumps(args)}).beam.pipeline_args == args
     assert load_config(None, {"beam.pipeline_args": "[]"}).beam.pipeline_args == []
 
 
@@ -75,23 +79,28 @@ def test_bad_values_are_refused_naming_the_key(tmp_path, text, message):
     ("no_such_module.Runner", "is not installed here"),
 ])
 def test_a_runner_that_is_not_installed_is_one_line_and_exit_2_from_run_check_before_tfx(tmp_path, runner, message):
-    """A separate process, so the test can tell that neither TFX nor TensorFlow was imported."""
+    (error,) = _run_check_refuses_before_tfx(tmp_path, f"[--direct_num_workers=2, --runner={runner}]")
+    assert error.startswith(f"ganpipe: error: beam.pipeline_args[1]='--runner={runner}': ") and message in error
+
+
+def _run_check_refuses_before_tfx(tmp_path: Path, args_text: str) -> list[str]:
+    """`ganpipe run --check --set beam.pipeline_args=<args_text>` in a separate process, so the test can tell
+    that neither TFX nor TensorFlow was imported. Asserts exit 2 and nothing written; returns the
+    `ganpipe:` lines of stderr."""
     data, output = tmp_path / "images", tmp_path / "out"
     write_png_folder(data, 12)
     script = (
         "import sys\n"
         "from ganpipe.cli import main\n"
         f"code = main.main(['run', '--check', '--data', {str(data)!r}, '--output', {str(output)!r},\n"
-        f"                  '--set', 'beam.pipeline_args=[--direct_num_workers=2, --runner={runner}]'])\n"
+        f"                  '--set', {'beam.pipeline_args=' + args_text!r}])\n"
         "print('exit', code, 'tfx' in sys.modules, 'tensorflow' in sys.modules)\n"
     )
     result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=300,
                             cwd=tmp_path)
     assert result.stdout.split() == ["exit", "2", "False", "False"], (result.stdout, result.stderr)
-    errors = [line for line in result.stderr.splitlines() if line.startswith("ganpipe:")]
-    assert len(errors) == 1, result.stderr
-    assert errors[0].startswith(f"ganpipe: error: beam.pipeline_args[1]='--runner={runner}': ") and message in errors[0]
     assert not output.exists()
+    return [line for line in result.stderr.splitlines() if line.startswith("ganpipe:")]
 
 
 def test_run_check_passes_with_installed_runners(tmp_path, capsys):
@@ -104,6 +113,132 @@ def test_run_check_passes_with_installed_runners(tmp_path, capsys):
     captured = capsys.readouterr()
     assert code == 0, captured.err
     assert "check passed" in captured.out
+
+
+# --- Beam's own parser and validator, before TFX (pipeline/beam_options.py) --------------------------------
+
+# The option sets the README and docs/deploy.md name, one per runner: Beam 2.74's parser and validator pass
+# them offline (no credentials, no job server, no gs:// access).
+DOCUMENTED = {
+    "direct, multi-process": ARGS,
+    "dataflow": [*DATAFLOW, "--sdk_container_image=europe-west4-docker.pkg.dev/my-project/ganpipe/ganpipe:0.1.0-beam"],
+    "portable, job server and worker pool": [
+        "--runner=PortableRunner", "--job_endpoint=beam-job-server.flink:8099", "--environment_type=EXTERNAL",
+        "--environment_config=localhost:50000", "--sdk_container_image=registry.example.com/ganpipe:0.1.0"],
+    "flink": ["--runner=FlinkRunner", "--flink_master=flink-jobmanager:8081", "--parallelism=4",
+              "--environment_type=DOCKER", "--sdk_container_image=registry.example.com/ganpipe:0.1.0-beam"],
+    "spark": ["--runner=SparkRunner", "--spark_master_url=spark://spark-master:7077",
+              "--environment_type=EXTERNAL", "--environment_config=localhost:50000"],
+    # An option only a job server declares (Flink's checkpointing interval): a portable runner asks the job
+    # server for its options at submission (apache_beam/runners/portability/portable_runner.py, Beam 2.74).
+    "portable, an option of the job server": ["--runner=PortableRunner", "--job_endpoint=localhost:8099",
+                                              "--checkpointing_interval=60000"],
+}
+
+
+@pytest.mark.parametrize("name", DOCUMENTED)
+def test_documented_option_sets_pass_beams_parser_and_validator(name):
+    args = DOCUMENTED[name]
+    assert load_config(None, {"beam.pipeline_args": json.dumps(args)}).beam.pipeline_args == args
+
+
+MISSING_TEMP = ("beam.pipeline_args: refused by Beam's checks for DataflowRunner: Missing GCS path option: "
+                "temp_location. (give --temp_location=gs://BUCKET/PATH: a default bucket that Beam could create at "
+                "run time cannot be checked before TFX)")
+
+
+@pytest.mark.parametrize("args, message", [
+    # Beam's parser: all PipelineOptions subclasses' arguments (apache_beam/options/pipeline_options.py, Beam
+    # 2.74, get_all_options); its argparse error, without argparse's usage dump of every Beam option.
+    ([*ARGS[:2], "--direct_num_workers=two"], "beam.pipeline_args[2]='--direct_num_workers=two': refused by Beam's "
+                                              "option parser: argument --direct_num_workers: invalid int value: 'two'"),
+    (["--direct_running_mode=bogus"], "beam.pipeline_args[0]='--direct_running_mode=bogus': refused by Beam's option "
+                                      "parser: argument --direct_running_mode: invalid choice: 'bogus' (choose from "
+                                      "'in_memory', 'multi_threading', 'multi_processing')"),
+    ([DATAFLOW[0], "--project", *DATAFLOW[2:]], "beam.pipeline_args[1]='--project': refused by Beam's option parser: "
+                                                "argument --project: expected one argument"),
+    (["--runner=FlinkRunner", "--flink_version=1.16"],
+     "beam.pipeline_args[1]='--flink_version=1.16': refused by Beam's option parser: argument --flink_version: "
+     "invalid choice: '1.16' (choose from '1.17', '1.18', '1.19', '1.20', '2.0')"),
+    # No options class declares it: Beam would only log "Unparseable argument" (pipeline.py, _run_internal)
+    # and, here, run on one worker.
+    ([*ARGS[:2], "--direct_num_worker=2"], "beam.pipeline_args[2]='--direct_num_worker=2': no installed Beam option "
+                                           "is named --direct_num_worker (did you mean --direct_num_workers?); Beam "
+                                           "would ignore it with only a warning"),
+    ([*DATAFLOW[:3], "--temp_locaton=gs://ganpipe-test-bucket/tmp"],
+     "beam.pipeline_args[3]='--temp_locaton=gs://ganpipe-test-bucket/tmp': no installed Beam option is named "
+     "--temp_locaton (did you mean --temp_location?)"),
+    # PipelineOptionsValidator(options, runner), as beam.Pipeline runs it (options/pipeline_options_validator.py,
+    # Beam 2.74). Without --temp_location Beam also names staging_location, which it fills from temp_location.
+    (DATAFLOW[:3], MISSING_TEMP),
+    ([*DATAFLOW[:1], "--project=123456", *DATAFLOW[2:]],
+     "beam.pipeline_args: refused by Beam's checks for DataflowRunner: Invalid Project ID (123456). Please make "
+     "sure you specified the Project ID, not project number."),
+    ([*DATAFLOW[:3], "--temp_location=/tmp/beam"],
+     "beam.pipeline_args: refused by Beam's checks for DataflowRunner: Invalid GCS path (/tmp/beam), given for the "
+     "option: temp_location."),
+    (["--runner=PortableRunner", "--job_endpoint=localhost:8099", "--environment_type=PROCESS"],
+     "beam.pipeline_args: refused by Beam's checks for PortableRunner: Option process_command is required for "
+     "environment type PROCESS."),
+])
+def test_args_beam_refuses_are_one_line_in_beams_words(args, message):
+    with pytest.raises(ConfigError, match=_literal(message)) as error:
+        load_config(None, {"beam.pipeline_args": json.dumps(args)})
+    text = str(error.value)
+    assert "\n" not in text and "usage:" not in text and "staging_location" not in text
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--direct_num_workers=two"], "beam.pipeline_args[0]='--direct_num_workers=two': refused by Beam's option "
+                                   "parser: argument --direct_num_workers: invalid int value: 'two'"),
+    (["--direct_num_worker=2"], "beam.pipeline_args[0]='--direct_num_worker=2': no installed Beam option is named "
+                                "--direct_num_worker (did you mean --direct_num_workers?)"),
+    (DATAFLOW[:3], MISSING_TEMP),
+])
+def test_args_beam_refuses_are_one_line_and_exit_2_from_run_check_before_tfx(tmp_path, args, message):
+    (error,) = _run_check_refuses_before_tfx(tmp_path, json.dumps(args))
+    assert error.startswith(f"ganpipe: error: {message}")
+
+
+def test_dataflow_in_a_local_run_is_refused_before_tfx_as_its_workers_cannot_write_the_local_output(tmp_path):
+    (error,) = _run_check_refuses_before_tfx(tmp_path, json.dumps(DATAFLOW))
+    assert error.startswith("ganpipe: error: beam.pipeline_args: --runner=DataflowRunner runs the Beam steps on "
+                            "workers elsewhere, which cannot write this local run's output_dir")
+
+
+@pytest.mark.parametrize("overrides, message", [
+    ({"data.path": "/mnt/pipeline/images"}, "data.path='/mnt/pipeline/images': --runner=DataflowRunner reads the "
+                                            "input on its own workers, which do not mount the pipeline-root volume"),
+    ({"kubeflow.pipeline_root": "s3://bucket/root"}, "kubeflow.pipeline_root='s3://bucket/root': with "
+                                                     "--runner=DataflowRunner it must be gs://"),
+])
+def test_dataflow_on_a_cluster_needs_its_input_and_pipeline_root_where_its_workers_reach(overrides, message):
+    """Dataflow's workers read the input and write the Beam steps' outputs under the pipeline root
+    themselves: a PVC path, or a store other than GCS, fails only inside the job."""
+    from ganpipe.kubeflow.runner import cluster_config, cluster_input
+
+    config = load_config(None, {"beam.pipeline_args": json.dumps(DATAFLOW), "kubeflow.image": IMAGE,
+                                "kubeflow.pipeline_root": ROOT, **overrides})
+    with pytest.raises(ConfigError) as raised:
+        cluster_input(cluster_config(config))
+    assert str(raised.value).startswith(message)
+    assert cluster_input(cluster_config(load_config(None, {"beam.pipeline_args": json.dumps(DATAFLOW),
+                                                           "kubeflow.image": IMAGE, "kubeflow.pipeline_root": ROOT,
+                                                           "data.path": "gs://bucket/images"})))
+
+
+def test_a_runner_failing_without_a_message_is_named_by_its_error_type(tmp_path, capsys):
+    """Run-time refusals Beam cannot judge before TFX surface as the component's error. One has no message:
+    Beam 2.74's PortableRunner raises grpc.FutureTimeoutError() when --job_endpoint does not answer within
+    --job_server_timeout (portable_runner.py; seen here with localhost:1 and a 5 s timeout, ~28 s in all)."""
+    import grpc
+
+    from ganpipe.cli import main as cli
+
+    assert cli._report_stop(grpc.FutureTimeoutError(), str(tmp_path)) == cli.EXIT_STOPPED
+    lines = capsys.readouterr().err.splitlines()
+    assert lines[0] == "ganpipe: the pipeline stopped: grpc.FutureTimeoutError (no message)"
+    assert "FutureTimeoutError" in (tmp_path / "last_error.txt").read_text()
 
 
 # --- local runs: the args reach the Beam executors --------------------------------------------------------

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
+import threading
 from pathlib import Path
 
 import pytest
@@ -13,14 +15,88 @@ import tensorflow as tf
 from tests.conftest import TINY_RUN_FLAGS, run_cli, write_png_folder
 
 
+# The Beam steps of the demo run on Beam's multi-process DirectRunner (issue 14): the whole pipeline must
+# push with its Beam work in worker processes, without a second full run in the suite.
+MULTI_PROCESS = ["--direct_running_mode=multi_processing", "--direct_num_workers=2"]
+# TFX 1.16 labels each executor's Beam job with its class, and any class outside `tfx.` as a third party's
+# (tfx/utils/telemetry_utils.py, make_labels_dict): here ImageExampleGen, the only other Beam step.
+BEAM_EXECUTORS = {"ImageExampleGen": "tfx_executor=third_party_executor",
+                  "StatisticsGen": "tfx_executor=tfx-components-statistics_gen-executor-executor"}
+
+
 @pytest.fixture(scope="module")
 def demo_run(tmp_path_factory):
-    """One tiny run on the bundled digits, shared by the assertions below."""
+    """One tiny run on the bundled digits, its Beam steps on 2 worker processes, shared by the assertions
+    below. Returns (output, result, the Beam SDK worker processes seen during the run)."""
     work = tmp_path_factory.mktemp("demo")
     output = work / "out"
-    result = run_cli("run", "--output", str(output), *TINY_RUN_FLAGS, cwd=work)
+    # With any Beam args, TFX 1.16 builds a ~50 MB sdist of itself per Beam step in a temp dir it never removes
+    # (tfx/utils/dependency_utils.py, build_ephemeral_package): keep those under pytest's tmp_path.
+    (work / "tmp").mkdir()
+    with pytest.MonkeyPatch.context() as patch, _BeamWorkerWatch() as workers:
+        patch.setenv("TMPDIR", str(work / "tmp"))
+        result = run_cli("run", "--output", str(output), *TINY_RUN_FLAGS,
+                         "--set", f"beam.pipeline_args={json.dumps(MULTI_PROCESS)}", cwd=work)
     assert result.returncode == 0, result.stdout + result.stderr
-    return output, result
+    return output, result, workers.seen
+
+
+class _BeamWorkerWatch:
+    """Beam SDK worker processes below this test process, polled from /proc while the CLI runs (Linux).
+
+    With direct_running_mode=multi_processing, Beam 2.74's FnApiRunner runs every bundle in
+    direct_num_workers processes `<python> -m apache_beam.runners.worker.sdk_worker_main`
+    (apache_beam/runners/portability/fn_api_runner/fn_runner.py), each started with the job's options as
+    JSON in PIPELINE_OPTIONS (apache_beam/runners/portability/local_job_service.py, SubprocessSdkWorker).
+    They live for the whole Beam job (seconds: each imports Beam and our DoFns' modules), so polling
+    every 0.1 s sees each of them.
+    """
+
+    def __init__(self):
+        self.seen: dict[int, dict] = {}  # pid -> {"ancestors": [...], "options": {...}}
+        self._foreign: set[int] = set()  # workers of another process tree (another test run on this machine)
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._poll, daemon=True)
+
+    def __enter__(self) -> "_BeamWorkerWatch":
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._stop.set()
+        self._thread.join()
+
+    def _poll(self) -> None:
+        while not self._stop.wait(0.1):
+            for name in os.listdir("/proc"):  # ~2 ms for 100 processes
+                if name.isdigit() and int(name) not in self.seen and int(name) not in self._foreign:
+                    self._look_at(int(name))
+
+    def _look_at(self, pid: int) -> None:
+        """Every poll until it is a worker: a new process is a fork of its parent until it execs."""
+        try:
+            argv = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
+            if argv[1:3] != [b"-m", b"apache_beam.runners.worker.sdk_worker_main"]:  # nor its /bin/sh -c
+                return
+            environ = dict(item.split(b"=", 1) for item in Path(f"/proc/{pid}/environ").read_bytes().split(b"\0")
+                           if b"=" in item)
+            options = json.loads(environ[b"PIPELINE_OPTIONS"])
+            ancestors = _ancestors(pid)
+        except (OSError, KeyError, ValueError):  # it ended, or is still starting: look again next time
+            return
+        if os.getpid() in ancestors:
+            self.seen[pid] = {"ancestors": ancestors, "options": options}
+        else:
+            self._foreign.add(pid)
+
+
+def _ancestors(pid: int) -> list[int]:
+    chain = []
+    while pid > 1:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+        pid = int(stat.rsplit(")", 1)[1].split()[1])  # the field after the state; the name may hold ") "
+        chain.append(pid)
+    return chain
 
 
 def _versions(serving_base: Path) -> list[Path]:
@@ -28,7 +104,7 @@ def _versions(serving_base: Path) -> list[Path]:
 
 
 def test_run_pushes_a_versioned_generator_and_writes_samples(demo_run):
-    output, result = demo_run
+    output, result, _ = demo_run
     (version,) = _versions(output / "serving" / "generator")
     assert version.name.isdigit() and (version / "saved_model.pb").exists()
     assert f"pushed generator: {version}" in result.stdout
@@ -36,12 +112,31 @@ def test_run_pushes_a_versioned_generator_and_writes_samples(demo_run):
     assert samples.exists() and samples.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     for stage in ("ImageExampleGen", "DataGate", "Trainer", "GanEvaluator", "Pusher"):
         assert f"{stage} done" in result.stdout
-    # TF's known-harmless native lines (ganpipe/native_noise.py) do not reach the user.
+    # TF's known-harmless native lines (ganpipe/native_noise.py) do not reach the user, nor, from Beam's worker
+    # processes, google-cloud's Python-version notices or Beam's harmless worker warnings
+    # (pipeline/local_runner.py).
     assert "Unable to register" not in result.stderr and "remapper failed" not in result.stderr
+    assert "FutureWarning" not in result.stderr and "local_job_service:Worker" not in result.stderr
+
+
+def test_the_beam_steps_ran_in_two_worker_processes_each(demo_run):
+    """Evidence that multi_processing took effect: Beam's SDK worker processes, started below the ganpipe
+    process, for each Beam step's job (by the TFX executor label Beam carries in the job's options)."""
+    _, _, workers = demo_run
+    by_step = {step: [pid for pid, worker in workers.items() if label in worker["options"]["beam:option:labels:v1"]]
+               for step, label in BEAM_EXECUTORS.items()}
+    assert {step: len(pids) for step, pids in by_step.items()} == {"ImageExampleGen": 2, "StatisticsGen": 2}, workers
+    cli_processes = {worker["ancestors"][worker["ancestors"].index(os.getpid()) - 1] for worker in workers.values()}
+    assert len(cli_processes) == 1 and not cli_processes & set(workers)  # one ganpipe process; none is a worker
+    for worker in workers.values():
+        options = worker["options"]
+        assert options["beam:option:direct_running_mode:v1"] == "multi_processing"
+        assert options["beam:option:direct_num_workers:v1"] == "2"  # Beam sends ints as text (portable_runner.py)
 
 
 def test_ingest_report_is_stored_with_the_examples(demo_run):
-    output, _ = demo_run
+    """The report's counts are combined across the worker processes (CombineGlobally in ingest.py)."""
+    output, _, _ = demo_run
     (report_path,) = (output / "pipeline_root").glob("ImageExampleGen/examples/*/ingest_report.json")
     report = json.loads(report_path.read_text())
     assert report["accepted"] == 1797 and report["total_files"] == 1797
@@ -49,7 +144,7 @@ def test_ingest_report_is_stored_with_the_examples(demo_run):
 
 
 def test_pushed_generator_loads_with_plain_tensorflow_in_a_clean_process(demo_run, tmp_path):
-    output, _ = demo_run
+    output, _, _ = demo_run
     (version,) = _versions(output / "serving" / "generator")
     probe = f"""
 import json, tensorflow as tf

@@ -245,8 +245,11 @@ def test_the_dockerfile_builds_on_tfx_1_16_and_runs_as_the_manifests_user():
     from ganpipe.kubeflow.runner import IMAGE_ASSETS_DIR
 
     dockerfile = (REPO / "Dockerfile").read_text()
-    (base,) = re.findall(r"^FROM\s+(\S+)", dockerfile, flags=re.M)
+    stages = re.findall(r"^FROM\s+(\S+)(?:\s+AS\s+(\S+))?\s*$", dockerfile, flags=re.M | re.I)
+    (base, name), later = stages[0], stages[1:]
     assert re.fullmatch(r"tensorflow/tfx:1\.16\.\d+", base)
+    # The beam-worker target and the default (last) target only build on that stage: same layers, same user.
+    assert later and all(image == name for image, _ in later)
     users = re.findall(r"^USER\s+(\S+)", dockerfile, flags=re.M)
     assert users and users[-1] != "root" and users[-1] != "0"
     uid = int(users[-1])

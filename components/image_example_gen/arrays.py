@@ -6,10 +6,12 @@ is one unit, so a damaged one fails the run instead of being half-ingested.
 
 `inspect_*` reads headers only (cheap; the executor plans chunks from it);
 `load_array_file` reads and checks everything (preflight and the Beam workers).
+Paths may be URLs (gs://...): files are opened through `filesystem`.
 """
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import gzip
 import io
@@ -23,6 +25,7 @@ from typing import Optional
 import numpy as np
 from PIL import Image
 
+from ganpipe.components.image_example_gen import filesystem
 from ganpipe.components.image_example_gen.errors import IngestInputError
 
 IDX = "idx"
@@ -74,9 +77,12 @@ def matching_labels_path(images_path: str) -> str:
     stem = re.sub("images", "labels", stem, flags=re.IGNORECASE)
     stem = re.sub("idx3", "idx1", stem, flags=re.IGNORECASE)
     for candidate in (stem, stem + ".gz"):
-        path = os.path.join(folder, candidate)
-        if os.path.isfile(path):
-            return path
+        path = filesystem.join(folder, candidate)
+        try:
+            if filesystem.isfile(path):
+                return path
+        except OSError as error:  # a URL whose store went away between two requests
+            raise IngestInputError(f"cannot read {path}: {_reason(error)}") from None
     return ""
 
 
@@ -102,14 +108,9 @@ def _idx_header(path: str, ndim: int) -> tuple[tuple[int, ...], Optional[int]]:
     """(dims, payload bytes on disk or None for .gz whose size is only known after decompressing)."""
     compressed = path.lower().endswith(".gz")
     try:
-        if compressed:
-            with gzip.open(path, "rb") as handle:
-                head = handle.read(4 + 4 * ndim)
-            payload = None
-        else:
-            with open(path, "rb") as handle:
-                head = handle.read(4 + 4 * ndim)
-            payload = os.path.getsize(path) - len(head)
+        with _open_idx(path) as handle:
+            head = handle.read(4 + 4 * ndim)
+        payload = None if compressed else filesystem.size(path) - len(head)
     except (OSError, EOFError, zlib.error) as error:
         raise IngestInputError(f"cannot read IDX file {path}: {_reason(error)}") from None
     return _parse_idx_header(path, head, ndim), payload
@@ -141,18 +142,25 @@ def _check_idx_size(path: str, dims: tuple[int, ...], payload: int) -> None:
 
 def _load_idx(path: str, ndim: int) -> np.ndarray:
     try:
-        if path.lower().endswith(".gz"):
-            with gzip.open(path, "rb") as handle:
-                raw = handle.read()
-        else:
-            with open(path, "rb") as handle:
-                raw = handle.read()
+        with _open_idx(path) as handle:
+            raw = handle.read()
     except (OSError, EOFError, zlib.error) as error:
         raise IngestInputError(f"cannot read IDX file {path}: {_reason(error)}") from None
     dims = _parse_idx_header(path, raw[: 4 + 4 * ndim], ndim)
     header = 4 + 4 * ndim
     _check_idx_size(path, dims, len(raw) - header)
     return np.frombuffer(raw, dtype=np.uint8, offset=header).reshape(dims)
+
+
+@contextlib.contextmanager
+def _open_idx(path: str):
+    """The file's (decompressed, for .gz) bytes as a binary stream; raises OSError like open()."""
+    with filesystem.open_binary(path) as raw:
+        if path.lower().endswith(".gz"):
+            with gzip.GzipFile(fileobj=raw, mode="rb") as handle:
+                yield handle
+        else:
+            yield raw
 
 
 # ---------------------------------------------------------------- npz
@@ -172,7 +180,7 @@ def inspect_npz(path: str) -> ArrayFile:
 
 def _npz_headers(path: str) -> dict[str, tuple[tuple[int, ...], np.dtype]]:
     try:
-        with zipfile.ZipFile(path) as archive:
+        with filesystem.open_binary(path) as handle, zipfile.ZipFile(handle) as archive:
             headers = {}
             for name in archive.namelist():
                 if not name.endswith(".npy"):
@@ -224,7 +232,7 @@ def _check_label_array(path: str, key: str, shape: tuple[int, ...], dtype: np.dt
 def _load_npz(array_file: ArrayFile) -> LoadedArrays:
     path = array_file.path
     try:
-        with np.load(path, allow_pickle=False) as archive:
+        with filesystem.open_binary(path) as handle, np.load(handle, allow_pickle=False) as archive:
             images = archive[array_file.image_key]
             labels = archive[array_file.label_key] if array_file.label_key else None
     except (OSError, ValueError, zipfile.BadZipFile, EOFError, zlib.error) as error:

@@ -1,11 +1,15 @@
 """The Beam side of ImageExampleGen: inputs -> validated tf.Examples in two splits.
 
-    Create(items) -> Reshuffle -> ParDo(decode + validate; rejections tagged)
-        accepted -> Partition(train, eval by sha256) -> WriteToTFRecord (GZIP) per split
-        accepted + rejected -> CombineGlobally(summary) -> ingest_report.json
+    Create(batches of items) -> Reshuffle -> ParDo(decode + validate + prepare + summarise a batch)
+        train, eval records -> WriteToTFRecord (GZIP) per split
+        per-batch summaries -> CombineGlobally -> ingest_report.json
 
 Items are files, or chunks of an array file (see sources.plan_inputs), so a
 runner can spread a 60,000-image IDX file over workers after the Reshuffle.
+Files travel in batches of FILES_PER_BATCH, and each batch folds its own
+outcomes into a summary: per-element work in Beam (coding, shuffling, a
+Distinct over every digest) had cost as much as preparing the images
+(docs/design.md, "Ingest throughput").
 """
 
 from __future__ import annotations
@@ -14,17 +18,21 @@ import collections
 import hashlib
 import json
 import os
-from typing import Iterator
+from typing import Iterable, Iterator
 
 import apache_beam as beam
+import numpy as np
 
 from ganpipe.components.image_example_gen import arrays, example, pixels, report, sources, validation
 from ganpipe import contract
 from ganpipe.atomic import write_atomically
 
-REJECTED = "rejected"
+SUMMARY = "summary"
 TFRECORD_PREFIX = example.TFRECORD_PREFIX
 SPLITS = (contract.TRAIN_SPLIT, contract.EVAL_SPLIT)
+# Enough files per element that Beam's per-element cost vanishes next to decoding them, few enough
+# that 3,786 files still make 30 elements to spread over workers.
+FILES_PER_BATCH = 128
 
 
 def split_for(sha256_hex: str, eval_fraction: float) -> str:
@@ -55,8 +63,36 @@ class _ArrayCache:
         return self._loaded[array_file.path]
 
 
-class DecodeAndValidate(beam.DoFn):
-    """Emits (split, serialized tf.Example, channels, sha256 of the stored PNG); rejections go to REJECTED."""
+def batches(items: list) -> list[list]:
+    """Items grouped for Beam: consecutive files FILES_PER_BATCH at a time; an array chunk alone (it holds
+    up to sources.ARRAY_CHUNK images already)."""
+    grouped: list[list] = []
+    files: list = []
+    for item in items:
+        if isinstance(item, sources.FileItem):
+            files.append(item)
+            if len(files) == FILES_PER_BATCH:
+                grouped.append(files)
+                files = []
+        else:
+            grouped.append([item])
+    if files:
+        grouped.append(files)
+    return grouped
+
+
+def _digest_key(prepared: bytes) -> int:
+    """64 bits of the stored PNG's sha256: enough to count distinct images (a false match is ~1e-8 likely
+    at 10^6 images), and 8 bytes each where the combine holds them all."""
+    return int.from_bytes(hashlib.sha256(prepared).digest()[:8], "little")
+
+
+class IngestBatch(beam.DoFn):
+    """One batch of items -> serialized tf.Examples tagged by split, then one SUMMARY of the batch.
+
+    The summary is (report summary, sorted unique uint64 digest keys of the stored pixels), merged by
+    SummaryFn.
+    """
 
     def __init__(self, preparation: pixels.Preparation, convert_channels: bool, eval_fraction: float):
         self._preparation = preparation
@@ -67,51 +103,61 @@ class DecodeAndValidate(beam.DoFn):
     def setup(self) -> None:
         self._arrays = _ArrayCache()
 
-    def process(self, item: sources.InputItem) -> Iterator:
-        if isinstance(item, sources.FileItem):
-            data, check, prepared = validation.validate_file(item.path, self._preparation, self._convert_channels)
-            yield self._emit(data, check, prepared, item.path, item.label)
-            return
-        loaded = self._arrays.get(item.array_file)
-        for index in range(item.start, item.stop):
-            label = contract.UNKNOWN_LABEL if loaded.labels is None else int(loaded.labels[index])
-            data = arrays.encode_png(loaded.images[index])
-            check, prepared = validation.validate_image(data, self._preparation, self._convert_channels)
-            yield self._emit(data, check, prepared, f"{item.array_file.path}#{index}", label)
+    def process(self, batch: list) -> Iterator:
+        summary = report.empty_summary()
+        digests = []
+        for source, label, data, check, prepared in self._validated(batch):
+            if not check.ok:
+                report.add_rejected(summary, sources.display_name(source), check.reason,
+                                    sources.display_name(check.detail), check.channels)
+                continue
+            digest = hashlib.sha256(data).hexdigest()
+            split = split_for(digest, self._eval_fraction)
+            report.add_accepted(summary, split, check.channels)
+            # Distinct by what is stored: copies that differ only in metadata (a PNG tIME chunk, the same
+            # picture saved as .png and .jpg) prepare to the same pixels.
+            digests.append(_digest_key(prepared))
+            yield beam.pvalue.TaggedOutput(split, make_example(prepared, self._preparation, label, source, digest))
+        yield beam.pvalue.TaggedOutput(SUMMARY, (summary, np.unique(np.asarray(digests, dtype=np.uint64))))
 
-    def _emit(self, data: bytes, check: validation.ImageCheck, prepared: bytes, source: str, label: int):
-        if not check.ok:
-            return beam.pvalue.TaggedOutput(REJECTED, (sources.display_name(source), check.reason,
-                                                       sources.display_name(check.detail), check.channels))
-        digest = hashlib.sha256(data).hexdigest()
-        record = make_example(prepared, self._preparation, label, source, digest)
-        # Distinct by what is stored: copies that differ only in metadata (a PNG tIME chunk, the same
-        # picture saved as .png and .jpg) prepare to the same pixels.
-        return (split_for(digest, self._eval_fraction), record, check.channels,
-                hashlib.sha256(prepared).hexdigest())
+    def _validated(self, batch: list) -> Iterator[tuple]:
+        """(source, label, original bytes, verdict, prepared PNG) per image of the batch, in order."""
+        for item in batch:
+            if isinstance(item, sources.FileItem):
+                data, check, prepared = validation.validate_file(item.path, self._preparation,
+                                                                 self._convert_channels)
+                yield item.path, item.label, data, check, prepared
+                continue
+            loaded = self._arrays.get(item.array_file)
+            for index in range(item.start, item.stop):
+                label = contract.UNKNOWN_LABEL if loaded.labels is None else int(loaded.labels[index])
+                data = arrays.encode_png(loaded.images[index])
+                check, prepared = validation.validate_image(data, self._preparation, self._convert_channels)
+                yield f"{item.array_file.path}#{index}", label, data, check, prepared
 
 
 class SummaryFn(beam.CombineFn):
-    """Folds outcomes into a report summary; the rejected list stays capped while combining."""
+    """Merges batch summaries; the rejected list stays capped, digests are made unique once per merge."""
 
-    def create_accumulator(self) -> dict:
-        return report.empty_summary()
+    def create_accumulator(self) -> tuple:
+        return report.empty_summary(), []
 
-    def add_input(self, summary: dict, outcome: tuple) -> dict:
-        if outcome[0] == "accepted":
-            return report.add_accepted(summary, outcome[1], outcome[2])
-        _, source, reason, detail, channels = outcome
-        return report.add_rejected(summary, source, reason, detail, channels)
+    def add_input(self, accumulator: tuple, batch_summary: tuple) -> tuple:
+        summary, digests = accumulator
+        digests.append(batch_summary[1])
+        return report.merge_summaries([summary, batch_summary[0]]), digests
 
-    def merge_accumulators(self, summaries) -> dict:
-        return report.merge_summaries(summaries)
+    def merge_accumulators(self, accumulators: Iterable[tuple]) -> tuple:
+        summaries, digests = zip(*accumulators)
+        return report.merge_summaries(summaries), [_unique(sum(digests, []))]
 
-    def extract_output(self, summary: dict) -> dict:
-        return summary
+    def extract_output(self, accumulator: tuple) -> dict:
+        summary, digests = accumulator
+        return dict(summary, distinct=int(_unique(digests).size))
 
 
-def with_distinct(summary: dict, distinct: int) -> dict:
-    return dict(summary, distinct=int(distinct))
+def _unique(arrays_of_keys: list) -> np.ndarray:
+    return np.unique(np.concatenate(arrays_of_keys)) if arrays_of_keys else np.zeros([0], np.uint64)
 
 
 def write_json(document: dict, path: str) -> None:
@@ -131,33 +177,16 @@ def IngestImages(  # pylint: disable=invalid-name
     """Writes `<split_uri>/data_tfrecord-*.gz` per split and the summary JSON to `summary_path`."""
     outcomes = (
         pipeline
-        | "CreateInputs" >> beam.Create(items, reshuffle=False)
+        | "CreateInputs" >> beam.Create(batches(items), reshuffle=False)
         | "Reshuffle" >> beam.Reshuffle()
-        | "DecodeAndValidate" >> beam.ParDo(DecodeAndValidate(preparation, convert_channels, eval_fraction))
-        .with_outputs(REJECTED, main="accepted")
+        | "IngestBatch" >> beam.ParDo(IngestBatch(preparation, convert_channels, eval_fraction))
+        .with_outputs(*SPLITS, SUMMARY)
     )
-    accepted, rejected = outcomes.accepted, outcomes[REJECTED]
-    # Identical files share a digest and so a split: 64 copies of one image leave the eval split empty.
-    # Counted over the stored pixels, so copies that differ only in metadata count once too.
-    distinct = (accepted
-                | "Digests" >> beam.Map(lambda record: record[3])
-                | "DistinctDigests" >> beam.Distinct()
-                | "CountDistinct[n]" >> beam.combiners.Count.Globally())
-    by_split = accepted | "PartitionBySplit" >> beam.Partition(lambda record, _: SPLITS.index(record[0]), len(SPLITS))
-    for split, records in zip(SPLITS, by_split):
-        _ = (
-            records
-            | f"Serialized[{split}]" >> beam.Map(lambda record: record[1])
-            | f"Write[{split}]" >> beam.io.WriteToTFRecord(
-                os.path.join(split_uris[split], TFRECORD_PREFIX), file_name_suffix=example.TFRECORD_SUFFIX)
-        )
+    for split in SPLITS:
+        _ = outcomes[split] | f"Write[{split}]" >> beam.io.WriteToTFRecord(
+            os.path.join(split_uris[split], TFRECORD_PREFIX), file_name_suffix=example.TFRECORD_SUFFIX)
     _ = (
-        (
-            accepted | "AcceptedOutcome" >> beam.Map(lambda record: ("accepted", record[0], record[2])),
-            rejected | "RejectedOutcome" >> beam.Map(lambda rejection: ("rejected", *rejection)),
-        )
-        | "AllOutcomes" >> beam.Flatten()
+        outcomes[SUMMARY]
         | "Summarize" >> beam.CombineGlobally(SummaryFn())
-        | "CountDistinct" >> beam.Map(with_distinct, distinct=beam.pvalue.AsSingleton(distinct))
         | "WriteSummary" >> beam.Map(write_json, summary_path)
     )

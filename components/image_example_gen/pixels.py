@@ -106,8 +106,15 @@ def prepare(image: Image.Image, preparation: Preparation) -> np.ndarray:
     Raises:
       OSError, ValueError: the image cannot be oriented, composited or resized.
     """
-    viewed = as_viewed(image)
-    flat = _composite(viewed, preparation.background)
+    return prepare_shown(shown(image, preparation.background), preparation)
+
+
+def prepare_shown(flat: Image.Image, preparation: Preparation) -> np.ndarray:
+    """``prepare`` from what ``shown`` returned (L or RGB), for callers that already rendered it once.
+
+    Raises:
+      OSError, ValueError: the image cannot be converted or resized.
+    """
     flat = flat.convert("L" if preparation.channels == 1 else "RGB")
     squared = _to_square(flat, preparation)
     resized = squared.resize((preparation.size, preparation.size), Image.LANCZOS, reducing_gap=None)

@@ -8,21 +8,26 @@ Examples artifact.
 
 from __future__ import annotations
 
+import concurrent.futures
 import dataclasses
+import io
 import statistics
 import warnings
-from typing import Iterator
+from typing import Iterable, Iterator, Union
 
 import numpy as np
 from PIL import Image
 
-from ganpipe.components.image_example_gen import arrays, pixels
+from ganpipe.components.image_example_gen import arrays, filesystem, pixels, validation
 from ganpipe.components.image_example_gen.config import AUTO, TRAINING_SIZES, IngestConfig
 
 # Images looked at to decide: spread evenly over the listing, so a folder of
 # class subfolders is sampled across classes. Opening and rendering 2,000
 # small images takes about a second.
 MAX_SAMPLED = 2000
+# Objects on a store are fetched this many at a time: one by one, 2,000 objects (a few requests each)
+# take minutes on a real bucket; TensorFlow's file calls release the GIL, so threads overlap the waiting.
+URL_READERS = 16
 
 
 @dataclasses.dataclass(frozen=True)
@@ -85,14 +90,38 @@ def _sampled_images(plan) -> Iterator[Image.Image]:
         return
     items = plan.items
     picked = sorted(set(np.linspace(0, len(items) - 1, min(len(items), MAX_SAMPLED)).round().astype(int)))
-    for item in (items[index] for index in picked):
+    for source in _openable([items[index].path for index in picked]):
+        if source is None:
+            continue
         try:
             with warnings.catch_warnings():
                 # Between Pillow's pixel limit and twice it Pillow only warns, naming no file: such an
                 # image is too_large for ingestion (validation.py), so skip it here too.
                 warnings.simplefilter("error", Image.DecompressionBombWarning)
-                with Image.open(item.path) as image:
+                with Image.open(source) as image:
                     image.load()
                     yield image
         except Exception:  # unreadable files are ingestion's to count and report, not ours
             continue
+
+
+def _openable(paths: list[str]) -> Iterable[Union[str, io.BytesIO, None]]:
+    """What Image.open takes, in order: local paths as they are; URLs' bytes, fetched a few at a time.
+
+    None stands for an object that could not be read, or one too big to be ingested (it is not read).
+    """
+    if not paths or not filesystem.is_url(paths[0]):
+        yield from paths
+        return
+    with concurrent.futures.ThreadPoolExecutor(URL_READERS) as pool:
+        for start in range(0, len(paths), 4 * URL_READERS):  # bounded: a few dozen images in memory
+            yield from pool.map(_fetch, paths[start:start + 4 * URL_READERS])
+
+
+def _fetch(path: str) -> Union[io.BytesIO, None]:
+    try:
+        if filesystem.size(path) > validation.MAX_FILE_BYTES:
+            return None
+        return io.BytesIO(filesystem.read_bytes(path))
+    except OSError:
+        return None

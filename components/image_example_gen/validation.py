@@ -15,14 +15,13 @@ from __future__ import annotations
 
 import dataclasses
 import io
-import os
 import re
 import warnings
 from typing import Optional
 
 from PIL import Image
 
-from ganpipe.components.image_example_gen import arrays, pixels
+from ganpipe.components.image_example_gen import arrays, filesystem, pixels
 
 EMPTY_FILE = "empty_file"
 NOT_AN_IMAGE = "not_an_image"
@@ -109,12 +108,18 @@ def validate_image(data: bytes, preparation: pixels.Preparation, convert_channel
                 image.load()  # decodes the pixels: truncation shows up here, not in open()
                 found = len(image.getbands()) if image.mode not in ("P", "PA") else (
                     2 if image.mode == "PA" or "transparency" in image.info else 1)
+                problem = _shape_problem(width, height)
+                try:
+                    # Rendered once, for the colour verdict and for the stored pixels alike.
+                    flat = pixels.shown(image, preparation.background)
+                except Exception as error:  # EXIF, palette or mode conversions Pillow cannot do
+                    return ImageCheck(CANNOT_PREPARE, _short(f"{image_format}: cannot orient or composite: "
+                                                             f"{error}"), image_format, height, width), b""
                 # What the stored image will show (as shape.decide judges it): colour hidden under
                 # transparent pixels, or a colour-keyed transparent palette entry, does not count.
-                grey = pixels.is_grey(pixels.shown(image, preparation.background))
+                grey = pixels.is_grey(flat)
                 shape = dict(image_format=image_format, height=height, width=width,
                              channels=(1 if grey else 3) + (1 if found in (2, 4) else 0))
-                problem = _shape_problem(width, height)
                 if problem:
                     return ImageCheck(problem[0], problem[1], **shape), b""
                 if (1 if grey else 3) != channel_class(preparation.channels) and not convert_channels:
@@ -124,16 +129,16 @@ def validate_image(data: bytes, preparation: pixels.Preparation, convert_channel
                         f"{kind} image, expected {preparation.channels} channel(s): leave train.channels at auto, "
                         "or set data.convert_channels=true to convert", **shape), b""
                 try:
-                    prepared = pixels.prepare(image, preparation)
-                except Exception as error:  # EXIF, palette or mode conversions Pillow cannot do
-                    return ImageCheck(CANNOT_PREPARE, _short(f"{image_format}: cannot orient, composite or "
-                                                             f"resize: {error}"), **shape), b""
+                    prepared = pixels.prepare_shown(flat, preparation)
+                except Exception as error:  # a conversion or resampling Pillow cannot do
+                    return ImageCheck(CANNOT_PREPARE, _short(f"{image_format}: cannot resize: {error}"),
+                                      **shape), b""
     except (Image.DecompressionBombError, Image.DecompressionBombWarning) as error:
         return ImageCheck(TOO_LARGE, _short(str(error)), image_format), b""
     except Exception as error:  # Pillow raises OSError, SyntaxError, ValueError, struct.error...
         return ImageCheck(CORRUPT_OR_TRUNCATED, _short(f"{image_format}: {error}"), image_format), b""
 
-    if image_format in ("PNG", "JPEG") and not _tensorflow_decodes(data):
+    if image_format in _TENSORFLOW_DECODERS and not _tensorflow_decodes(data, image_format):
         return ImageCheck(CORRUPT_OR_TRUNCATED, f"{image_format}: damaged (TensorFlow's stricter decoder "
                                                 "refuses it, e.g. a cut-off end)", image_format), b""
     return ImageCheck(None, "", **shape), arrays.encode_png(prepared)
@@ -141,13 +146,15 @@ def validate_image(data: bytes, preparation: pixels.Preparation, convert_channel
 
 def validate_file(path: str, preparation: pixels.Preparation, convert_channels: bool
                   ) -> tuple[bytes, ImageCheck, bytes]:
-    """Reads, validates and prepares one file: (its bytes or b"" when not read, the verdict, prepared PNG)."""
+    """Reads, validates and prepares one file: (its bytes or b"" when not read, the verdict, prepared PNG).
+
+    ``path`` may be a URL (gs://...); its read errors are counted as unreadable_file like a local file's.
+    """
     try:
-        size = os.path.getsize(path)
+        size = filesystem.size(path)
         if size > MAX_FILE_BYTES:
             return b"", ImageCheck(TOO_LARGE, f"{size} bytes, over the {MAX_FILE_BYTES}-byte limit"), b""
-        with open(path, "rb") as handle:
-            data = handle.read()
+        data = filesystem.read_bytes(path)
     except OSError as error:
         return b"", ImageCheck(UNREADABLE_FILE, _short(error.strerror or str(error))), b""
     check, prepared = validate_image(data, preparation, convert_channels)
@@ -163,10 +170,16 @@ def _shape_problem(width: int, height: int) -> Optional[tuple[str, str]]:
     return None
 
 
-def _tensorflow_decodes(data: bytes) -> bool:
+# One op per format, called directly: tf.io.decode_image dispatches on the format with a few ops of
+# its own, which cost as much as decoding a small image (bench/ingest_throughput.py profiles it).
+_TENSORFLOW_DECODERS = {"PNG": "decode_png", "JPEG": "decode_jpeg"}
+
+
+def _tensorflow_decodes(data: bytes, image_format: str) -> bool:
     tf = _tensorflow()
+    decode = getattr(tf.io, _TENSORFLOW_DECODERS[image_format])
     try:
-        tf.io.decode_image(data, channels=0, expand_animations=False)
+        decode(tf.constant(data))
     except Exception:
         return False
     return True
