@@ -5,8 +5,9 @@ per-image code: read each file, decode, check and prepare it
 (`validation.validate_image`: Pillow's full decode, TensorFlow's stricter
 decode of PNG/JPEG, EXIF, alpha, crop, Lanczos resize, PNG encode), hash it
 and write the contract's tf.Example to one GZIP TFRecord file. It writes the
-same records as ImageExampleGen, byte for byte (checked on the first repeat),
-so the ratio is what Beam and our pipeline's structure cost or gain.
+same records as ImageExampleGen (checked on the first repeat, each record
+re-serialized in protobuf's deterministic map order), so the ratio is what
+Beam and our pipeline's structure cost or gain.
 
 `plain_writers_2_processes_ceiling` runs the plain loop in 2 processes, each
 on half the files, timed after their imports: what 2 processes can reach on

@@ -337,7 +337,14 @@ def _run(args: argparse.Namespace) -> int:
 
 
 def _expand_local_paths(config) -> None:
-    """``~`` and relative local paths made absolute once, so every component gets the path that was checked."""
+    """``~`` and relative local paths made absolute once, so every component gets the path that was checked.
+
+    Raises:
+      ConfigError: output_dir is a URL: a local run keeps MLMD's database and the push on this machine.
+    """
+    if "://" in config.output_dir:
+        raise ConfigError(f"output_dir {config.output_dir}: a local run writes MLMD's database and pushes on this "
+                          "machine, so give a local folder (object storage is for kubeflow.pipeline_root)")
     config.output_dir = os.path.abspath(os.path.expanduser(config.output_dir))
     if config.push.serving_dir:
         config.push.serving_dir = os.path.abspath(os.path.expanduser(config.push.serving_dir))

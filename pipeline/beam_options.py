@@ -128,10 +128,13 @@ def _unknown_option(args: list[str], unknown: list[str], runner) -> Optional[Ref
     and go on, and nothing in this pipeline reads an option Beam does not declare. Except on PortableRunner
     and the runners built on it (Flink, Spark, Prism): there Beam asks the job server for the options it
     declares at submission (``portable_runner.py``, DescribePipelineOptions), which cannot be known here.
+    And except on Dataflow, which hands undeclared options on to the service
+    (``dataflow/internal/apiclient.py``, ``get_all_options(retain_unknown_options=True)``).
     """
+    from apache_beam.runners.dataflow.dataflow_runner import DataflowRunner
     from apache_beam.runners.portability.portable_runner import PortableRunner
 
-    if not unknown or isinstance(runner, PortableRunner):
+    if not unknown or isinstance(runner, (PortableRunner, DataflowRunner)):
         return None
     arg = unknown[0]
     name = arg.split("=", 1)[0]

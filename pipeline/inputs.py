@@ -35,6 +35,10 @@ def resolve(config: PipelineConfig) -> ResolvedInput:
     from the images by the same function the executor runs).
     """
     ingest = config.ingest_config()
+    if config.data.path.lower().startswith("file://"):
+        # TensorFlow would read it, but past the folder reader's link and overlap checks.
+        raise ConfigError(f"data.path {config.data.path}: give the local path ({config.data.path[len('file://'):]}), "
+                          "not a file:// URL")
     for key, value in (("data.path", config.data.path), ("output_dir", config.output_dir)):
         if sources.display_name(value) != value:
             # Paths become MLMD properties, artifact URIs and Kubeflow parameters: all UTF-8 strings.

@@ -208,7 +208,8 @@ def test_dataflow_in_a_local_run_is_refused_before_tfx_as_its_workers_cannot_wri
 
 @pytest.mark.parametrize("overrides, message", [
     ({"data.path": "/mnt/pipeline/images"}, "data.path='/mnt/pipeline/images': --runner=DataflowRunner reads the "
-                                            "input on its own workers, which do not mount the pipeline-root volume"),
+                                            "input on its own workers, which reach neither the pipeline-root volume"),
+    ({"data.path": "s3://bucket/images"}, "data.path='s3://bucket/images': --runner=DataflowRunner reads the input"),
     ({"kubeflow.pipeline_root": "s3://bucket/root"}, "kubeflow.pipeline_root='s3://bucket/root': with "
                                                      "--runner=DataflowRunner it must be gs://"),
 ])
@@ -225,6 +226,30 @@ def test_dataflow_on_a_cluster_needs_its_input_and_pipeline_root_where_its_worke
     assert cluster_input(cluster_config(load_config(None, {"beam.pipeline_args": json.dumps(DATAFLOW),
                                                            "kubeflow.image": IMAGE, "kubeflow.pipeline_root": ROOT,
                                                            "data.path": "gs://bucket/images"})))
+
+
+def test_options_dataflow_hands_to_its_service_are_not_refused():
+    """Dataflow passes options no Beam class declares on to the service (Beam 2.74,
+    runners/dataflow/internal/apiclient.py, get_all_options(retain_unknown_options=True)); DirectRunner drops them."""
+    assert load_config(None, {"beam.pipeline_args": json.dumps([*DATAFLOW, "--service_only_flag=1"])})
+    with pytest.raises(ConfigError, match="--service_only_flag"):
+        load_config(None, {"beam.pipeline_args": json.dumps(["--service_only_flag=1"])})
+
+
+def test_a_url_output_dir_or_a_file_url_input_is_one_line_before_tfx(tmp_path, capsys):
+    from ganpipe.cli import main as cli
+
+    data = tmp_path / "images"
+    write_png_folder(data, 12)
+    for argv, message in (
+            (["--data", str(data), "--output", "gs://bucket/out"], "output_dir gs://bucket/out: a local run writes "
+                                                                   "MLMD's database and pushes on this machine"),
+            (["--data", f"file://{data}", "--output", str(tmp_path / "out")], f"data.path file://{data}: give the "
+                                                                              f"local path ({data})")):
+        assert cli.main(["run", "--check", *argv]) == cli.EXIT_BAD_INPUT
+        errors = [line for line in capsys.readouterr().err.splitlines() if line.startswith("ganpipe:")]
+        assert len(errors) == 1 and errors[0].startswith(f"ganpipe: error: {message}"), errors
+    assert not (tmp_path / "out").exists()
 
 
 def test_a_runner_failing_without_a_message_is_named_by_its_error_type(tmp_path, capsys):

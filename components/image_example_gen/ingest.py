@@ -163,6 +163,9 @@ class SummaryFn(beam.CombineFn):
         return report.merge_summaries([summary, batch_summary[0]]), digests
 
     def merge_accumulators(self, accumulators: Iterable[tuple]) -> tuple:
+        accumulators = list(accumulators)
+        if not accumulators:
+            return self.create_accumulator()
         summaries, digests = zip(*accumulators)
         return report.merge_summaries(summaries), [_unique(sum(digests, []))]
 
