@@ -128,20 +128,24 @@ def _unknown_option(args: list[str], unknown: list[str], runner) -> Optional[Ref
     and go on, and nothing in this pipeline reads an option Beam does not declare. Except on PortableRunner
     and the runners built on it (Flink, Spark, Prism): there Beam asks the job server for the options it
     declares at submission (``portable_runner.py``, DescribePipelineOptions), which cannot be known here.
-    And except on Dataflow, which hands undeclared options on to the service
-    (``dataflow/internal/apiclient.py``, ``get_all_options(retain_unknown_options=True)``).
+    Dataflow hands undeclared options on to the service (``dataflow/internal/apiclient.py``,
+    ``get_all_options(retain_unknown_options=True)``): there only a near-miss of a Beam option (a typo such
+    as ``--temp_locaton``) is refused.
     """
     from apache_beam.runners.dataflow.dataflow_runner import DataflowRunner
     from apache_beam.runners.portability.portable_runner import PortableRunner
 
-    if not unknown or isinstance(runner, (PortableRunner, DataflowRunner)):
+    if not unknown or isinstance(runner, PortableRunner):
         return None
-    arg = unknown[0]
-    name = arg.split("=", 1)[0]
-    close = difflib.get_close_matches(name, _known_names(), n=1)
-    hint = f" (did you mean {close[0]}?)" if close else ""
-    return Refusal(args.index(arg) if arg in args else None,
-                   f"no installed Beam option is named {name}{hint}; Beam would ignore it with only a warning")
+    for arg in unknown:
+        name = arg.split("=", 1)[0]
+        close = difflib.get_close_matches(name, _known_names(), n=1)
+        if isinstance(runner, DataflowRunner) and not close:
+            continue  # the service's, not a typo of ours
+        hint = f" (did you mean {close[0]}?)" if close else ""
+        return Refusal(args.index(arg) if arg in args else None,
+                       f"no installed Beam option is named {name}{hint}; Beam would ignore it with only a warning")
+    return None
 
 
 def _known_names() -> list[str]:
