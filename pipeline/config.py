@@ -160,8 +160,9 @@ class BeamConfig:
         storage they reach. Portable runners (Flink, Spark) may run their workers here or on a cluster;
         their storage is the user's to choose (docs/deploy.md)."""
         runners = [arg.partition("=")[2] for arg in self.pipeline_args if arg.startswith("--runner=")]
-        name = runners[-1].rsplit(".", 1)[-1].lower() if runners else ""
-        return runners[-1] if name in ("dataflow", "dataflowrunner", "testdataflowrunner") else ""
+        if not runners:
+            return ""
+        return runners[-1] if _runner_path(runners[-1]).endswith(("DataflowRunner", "TestDataflowRunner")) else ""
 
     def _check_with_beam(self) -> None:
         """Beam's own parser and validator for the runner the args name (pipeline/beam_options.py).
@@ -183,6 +184,15 @@ class BeamConfig:
 _BEAM_ARG = re.compile(r"--[A-Za-z_][A-Za-z0-9_-]*(=.*)?", re.S)
 
 
+def _runner_path(name: str) -> str:
+    """The module.Class path Beam 2.74's ``create_runner`` resolves ``name`` to (case-insensitive, "Runner"
+    optional); ``name`` itself when it is not a known runner's name. Imports Beam."""
+    from apache_beam.options.pipeline_options import StandardOptions
+
+    known = {path.rsplit(".", 1)[-1].lower(): path for path in StandardOptions.ALL_KNOWN_RUNNERS}
+    return known.get(name.lower(), known.get(name.lower() + "runner", name))
+
+
 def _beam_runner_problem(name: str) -> str | None:
     """Why Beam could not create runner ``name`` here, or None. Resolves names as Beam 2.74's
     ``apache_beam.runners.runner.create_runner`` does (case-insensitive, "Runner" optional, or a
@@ -192,8 +202,7 @@ def _beam_runner_problem(name: str) -> str | None:
         from apache_beam.runners.runner import PipelineRunner
     except Exception as error:  # noqa: BLE001 - any failure to load Beam is the message
         return f"Apache Beam cannot be loaded here ({_first_line(error)})"
-    known = {path.rsplit(".", 1)[-1].lower(): path for path in StandardOptions.ALL_KNOWN_RUNNERS}
-    path = known.get(name.lower(), known.get(name.lower() + "runner", name))
+    path = _runner_path(name)
     if "." not in path:
         return (f"not a Beam runner; known: {', '.join(StandardOptions.KNOWN_RUNNER_NAMES)}, "
                 "or the module.Class path of a PipelineRunner")
