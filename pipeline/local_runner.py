@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import re
 import sys
+import tempfile
 import time
-from typing import Callable
+from typing import Callable, Iterator
 
 from absl import logging as absl_logging
 
@@ -68,6 +70,25 @@ def _drop_harmless_beam_worker_lines(record: logging.LogRecord) -> bool:
     return not _HARMLESS_BEAM_WORKER_LINE.search(record.getMessage())
 
 
+@contextlib.contextmanager
+def _temp_dir_of_this_run() -> Iterator[str]:
+    """Points this process's temporary files at one folder, removed when the run ends (however it ends).
+
+    For every Beam step whose args name no dependency, TFX 1.16 copies itself into a
+    ``tempfile.mkdtemp()`` folder and builds a ~50 MB sdist there that it never removes
+    (tfx/utils/dependency_utils.py, build_ephemeral_package). LocalDagRunner runs the executors in this
+    process, so with multi-process Beam args every local run left ~100 MB in /tmp: a nightly schedule
+    would fill it. Beam's local worker processes do not need the sdist (they run this environment).
+    """
+    saved = tempfile.tempdir
+    with tempfile.TemporaryDirectory(prefix="ganpipe-run-", ignore_cleanup_errors=True) as folder:
+        tempfile.tempdir = folder
+        try:
+            yield folder
+        finally:
+            tempfile.tempdir = saved
+
+
 def run_local(config: PipelineConfig, data: ResolvedInput, echo: Callable[[str], None] = print) -> None:
     """Builds and runs the pipeline; exceptions from components propagate unchanged."""
     from tfx import v1 as tfx  # heavy: imported only once the inputs passed their checks
@@ -91,7 +112,8 @@ def run_local(config: PipelineConfig, data: ResolvedInput, echo: Callable[[str],
     beam_worker_logger = logging.getLogger(_BEAM_WORKER_LOGGER)
     beam_worker_logger.addFilter(_drop_harmless_beam_worker_lines)
     try:
-        tfx.orchestration.LocalDagRunner().run(pipeline)
+        with _temp_dir_of_this_run():
+            tfx.orchestration.LocalDagRunner().run(pipeline)
     finally:
         beam_worker_logger.removeFilter(_drop_harmless_beam_worker_lines)
         for handler in handlers:

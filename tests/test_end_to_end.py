@@ -30,8 +30,8 @@ def demo_run(tmp_path_factory):
     below. Returns (output, result, the Beam SDK worker processes seen during the run)."""
     work = tmp_path_factory.mktemp("demo")
     output = work / "out"
-    # With any Beam args, TFX 1.16 builds a ~50 MB sdist of itself per Beam step in a temp dir it never removes
-    # (tfx/utils/dependency_utils.py, build_ephemeral_package): keep those under pytest's tmp_path.
+    # With any Beam args, TFX 1.16 builds a ~50 MB sdist of itself per Beam step in a temp dir
+    # (tfx/utils/dependency_utils.py, build_ephemeral_package): the run must remove them (checked below).
     (work / "tmp").mkdir()
     with pytest.MonkeyPatch.context() as patch, _BeamWorkerWatch() as workers:
         patch.setenv("TMPDIR", str(work / "tmp"))
@@ -132,6 +132,18 @@ def test_the_beam_steps_ran_in_two_worker_processes_each(demo_run):
         options = worker["options"]
         assert options["beam:option:direct_running_mode:v1"] == "multi_processing"
         assert options["beam:option:direct_num_workers:v1"] == "2"  # Beam sends ints as text (portable_runner.py)
+
+
+def test_the_sdists_tfx_builds_for_the_beam_steps_are_removed_when_the_run_ends(demo_run):
+    """TFX hands its sdist to Beam as --extra_package, so the workers' options show it was built; the run's
+    temp folder (pipeline/local_runner.py) must be gone with it."""
+    output, _, workers = demo_run
+    temp_root = output.parent / "tmp"
+    built = {package for worker in workers.values()
+             for package in worker["options"].get("beam:option:extra_packages:v1", [])}
+    assert built and all(Path(package).is_relative_to(temp_root) for package in built), built
+    assert not any(Path(package).exists() for package in built)
+    assert not list(temp_root.glob("ganpipe-run-*")) and not list(temp_root.rglob("tfx_ephemeral*"))
 
 
 def test_ingest_report_is_stored_with_the_examples(demo_run):
