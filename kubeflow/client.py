@@ -102,7 +102,29 @@ def validate_params(package: str, raw: list[str]) -> dict[str, Any]:
         else:
             values[name] = text
         _check_param(name, values[name])
+    if "data_path" in values:
+        _check_data_path_for_the_beam_runner(package, values["data_path"])
     return values
+
+
+def _check_data_path_for_the_beam_runner(package: str, data_path: str) -> None:
+    """The rule `ganpipe compile` applies to data.path (kubeflow/runner.py cluster_input), for a run's value.
+
+    The Beam args are read from the ExampleGen's container args (ImageExampleGen, or ImportExampleGen for
+    TFRecords), where TFX puts them (tfx/orchestration/kubeflow/v2/step_builder.py).
+    """
+    from kfp.client.client import _extract_pipeline_yaml
+
+    from ganpipe.pipeline.config import BeamConfig
+
+    executors = _extract_pipeline_yaml(package).pipeline_spec.deployment_spec["executors"]
+    args = [str(arg) for name in executors.keys() if name.endswith("ExampleGen_executor")
+            for arg in executors[name]["container"]["args"]]
+    runner = BeamConfig(pipeline_args=[arg for arg in args if arg.startswith("--runner=")]).remote_runner()
+    if runner and not data_path.startswith("gs://"):
+        raise SubmitError(f"--param data_path={data_path!r}: the package runs its Beam steps on --runner={runner}, "
+                          "whose workers read the input themselves and reach neither the pipeline-root volume nor "
+                          "other stores; put the images on gs://")
 
 
 def _check_param(name: str, value: Any) -> None:

@@ -363,6 +363,22 @@ def test_compile_with_set_puts_the_args_on_both_beam_steps_of_the_package(tmp_pa
         assert list(loaded[f"{step}_executor"]["container"]["args"])[-len(dataflow):] == dataflow, step
 
 
+def test_a_runs_data_path_is_held_to_the_packages_beam_runner(tmp_path):
+    """`submit --param data_path=...` replaces the compiled data.path, so compile's rule for Dataflow
+    (gs:// only) must hold for the run's value too, before anything is sent."""
+    from ganpipe.kubeflow import client as kfp_client
+    from ganpipe.kubeflow.runner import compile_pipeline
+
+    config = load_config(None, {"beam.pipeline_args": json.dumps(DATAFLOW), "kubeflow.image": IMAGE,
+                                "kubeflow.pipeline_root": ROOT, "data.path": "gs://bucket/images"})
+    package = compile_pipeline(config, str(tmp_path)).package_path
+    for local in ("/mnt/pipeline/images", "s3://bucket/images"):
+        with pytest.raises(kfp_client.SubmitError, match="the package runs its Beam steps on --runner=DataflowRunner"):
+            kfp_client.validate_params(package, [f"data_path={local}"])
+    assert kfp_client.validate_params(package, ["data_path=gs://bucket/other"]) == {
+        "data_path": "gs://bucket/other"}
+
+
 def _executor_path(step: str) -> str:
     return {"ImageExampleGen": "ganpipe.components.image_example_gen.executor.Executor",
             "StatisticsGen": "tfx.components.statistics_gen.executor.Executor"}[step]

@@ -85,6 +85,9 @@ def test_good_params_are_typed_as_the_package_declares_them(compiled_package):
     assert kfp_client.validate_params(compiled_package, [
         "max_fid_over_floor=4", "data_path=gs://bucket/images", 'train_args={"num_steps": 50}',
     ]) == {"max_fid_over_floor": 4.0, "data_path": "gs://bucket/images", "train_args": '{"num_steps": 50}'}
+    # Without a remote Beam runner, a path on the pipeline-root volume is a run's input too.
+    assert kfp_client.validate_params(compiled_package, ["data_path=/mnt/pipeline/images"]) == {
+        "data_path": "/mnt/pipeline/images"}
 
 
 def test_limits_and_steps_given_on_their_own_win_over_the_config():
