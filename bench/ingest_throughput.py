@@ -120,12 +120,14 @@ def image_example_gen(folder: str, output: str, beam_pipeline_args: list[str], d
     from tfx.types import standard_artifacts
 
     from ganpipe.components.image_example_gen.executor import Executor
+    from ganpipe.pipeline.local_runner import temp_dir_of_this_run
 
     examples = standard_artifacts.Examples()
     examples.uri = output
     properties = {"input_base": folder, "data_format": "folder",
                   "config": json.dumps(_ingest_config(dataset).to_dict())}
-    Executor(Executor.Context(beam_pipeline_args=beam_pipeline_args)).Do({}, {"examples": [examples]}, properties)
+    with temp_dir_of_this_run():  # TFX's sdist for non-empty Beam args (built and timed, as a pipeline step does)
+        Executor(Executor.Context(beam_pipeline_args=beam_pipeline_args)).Do({}, {"examples": [examples]}, properties)
 
 
 def _records(output: str) -> list[bytes]:

@@ -71,7 +71,7 @@ def _drop_harmless_beam_worker_lines(record: logging.LogRecord) -> bool:
 
 
 @contextlib.contextmanager
-def _temp_dir_of_this_run() -> Iterator[str]:
+def temp_dir_of_this_run() -> Iterator[str]:
     """Points this process's temporary files at one folder, removed when the run ends (however it ends).
 
     For every Beam step whose args name no dependency, TFX 1.16 copies itself into a
@@ -112,7 +112,7 @@ def run_local(config: PipelineConfig, data: ResolvedInput, echo: Callable[[str],
     beam_worker_logger = logging.getLogger(_BEAM_WORKER_LOGGER)
     beam_worker_logger.addFilter(_drop_harmless_beam_worker_lines)
     try:
-        with _temp_dir_of_this_run():
+        with temp_dir_of_this_run():
             tfx.orchestration.LocalDagRunner().run(pipeline)
     finally:
         beam_worker_logger.removeFilter(_drop_harmless_beam_worker_lines)

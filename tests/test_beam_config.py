@@ -297,9 +297,12 @@ def test_empty_args_leave_the_beam_components_as_they_were():
         assert component.executor_spec.beam_pipeline_args == [], step
 
 
-def test_local_dag_runner_hands_the_args_to_the_executors_beam_pipeline():
+def test_local_dag_runner_hands_the_args_to_the_executors_beam_pipeline(tmp_path, monkeypatch):
     """What LocalDagRunner runs: the compiled IR's executor spec, through TFX's BeamExecutorOperator, into the
     executor's Context; the executor's own `_make_beam_pipeline` then builds (not runs) its Beam pipeline."""
+    import tempfile
+
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))  # the sdist TFX builds per executor (local_runner.py)
     from apache_beam.options.pipeline_options import DirectOptions, StandardOptions
     from tfx.dsl.compiler import compiler
     from tfx.dsl.components.base import base_beam_executor
