@@ -22,8 +22,14 @@ are written next to the JSON (`quality_colour[_<tag>]_<variant>.png`, seed 0).
 `--jobs N` trains N runs at once in separate processes: the budget is each
 process's own CPU time, so this shortens the wall time, not the comparison.
 
+`--extend TAG` continues the runs of an earlier result (quality_colour_<TAG>.json)
+from their last checkpoint to the new budget instead of starting afresh: the
+old points are kept and new ones are added at the budget's fractions beyond
+them. A run counts as extended only if the trainer resumed at the recorded step;
+variants the earlier result lacks train from scratch.
+
     .venv/bin/python -m bench.quality_colour [--cpu-minutes 10] [--points 4] [--seeds 2] [--samples 1000]
-        [--variants ...] [--jobs 2] [--tag 20min]
+        [--variants ...] [--jobs 2] [--tag 20min] [--extend 20min]
 """
 
 from __future__ import annotations
@@ -40,7 +46,7 @@ import time
 
 import numpy as np
 
-from bench.common import summarize, write_result
+from bench.common import RESULTS_DIR, summarize, write_result
 from bench.quality_per_compute import generated_images
 
 EMOJI_DIR = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "..", "shared", "data",
@@ -64,6 +70,8 @@ VARIANTS = {
     "plain-dcgan+diffaugment": {"architecture": "dcgan", "augment": "diffaugment", "ema_decay": 0.0,
                                 "discriminator_dropout": 0.0, "batch_size": 64, "upsample": "transposed"},
 }
+# Earlier results' names of today's variants (the 20min-transposed result names today's preset by its upsampling).
+RENAMED = {"dcgan+diffaugment+transposed": "dcgan+diffaugment"}
 
 
 def ingest(source: str, work_dir: str) -> tuple[str, dict]:
@@ -95,17 +103,27 @@ def default_preset(train_count: int) -> dict:
 
 
 def curve(cfg, train_files: list[str], reference, extractor, budget_s: float, points: int, samples: int,
-          run_dir: str) -> tuple[list[dict], np.ndarray]:
-    """Trains in chunks until each fraction of the CPU budget, scoring there; returns (points, final images)."""
+          run_dir: str, earlier: list[dict] | None = None) -> tuple[list[dict], np.ndarray]:
+    """Trains in chunks until each fraction of the CPU budget, scoring there; returns (points, final images).
+
+    ``earlier``: the points of an earlier run whose checkpoints are in run_dir; training resumes from its
+    last point. Raises RuntimeError if the trainer does not resume at that point's step.
+    """
     from ganpipe.evaluation import metrics
     from ganpipe.trainer.train import train_run
 
-    shutil.rmtree(run_dir, ignore_errors=True)
-    measured: list[dict] = []
-    cpu_seconds, step, per_step = 0.0, 0, None
+    measured: list[dict] = list(earlier or [])
+    if earlier:
+        cpu_seconds, step = earlier[-1]["cpu_minutes"] * 60, earlier[-1]["step"]
+    else:
+        shutil.rmtree(run_dir, ignore_errors=True)
+        cpu_seconds, step = 0.0, 0
+    per_step = None
     images = np.zeros((0,))
     for point in range(1, points + 1):
         target = budget_s * point / points
+        if target <= cpu_seconds:
+            continue
         while cpu_seconds < target:
             # The first chunk measures the cost of a step; later ones aim at the target from it.
             chunk = 20 if per_step is None else max(1, int(round((target - cpu_seconds) / per_step)))
@@ -114,6 +132,8 @@ def curve(cfg, train_files: list[str], reference, extractor, budget_s: float, po
             started = time.process_time()
             result = train_run(staged, train_files, run_dir)
             spent = time.process_time() - started
+            if per_step is None and earlier and result.start_step != step:
+                raise RuntimeError(f"{run_dir}: resumed at step {result.start_step}, not the earlier run's {step}")
             cpu_seconds += spent
             per_step = spent / chunk if per_step is None else 0.5 * per_step + 0.5 * spent / chunk
             step += chunk
@@ -123,40 +143,67 @@ def curve(cfg, train_files: list[str], reference, extractor, budget_s: float, po
                          "coverage": scores.coverage, "recall": scores.recall})
         print(f"    {cpu_seconds / 60:5.1f} CPU-min  step {step:5d}  FID {scores.fid:7.3f}  KID {scores.kid:.4f}  "
               f"coverage {scores.coverage:.3f}", flush=True)
+        _save_grid(images, os.path.join(run_dir, f"grid-{step:06d}.png"))  # to look at the way there
     return measured, images
+
+
+def _save_grid(images: np.ndarray, path: str) -> None:
+    from PIL import Image
+
+    from ganpipe.trainer.visualize import image_grid
+
+    Image.fromarray(image_grid(images[:64], columns=8)).save(path)
+
+
+def _run_dir(name: str, seed: int, extending: bool) -> str:
+    """WORK_DIR/colour-<name>-<seed>; when extending, the earlier name's folder first if it exists."""
+    names = ([old for old, new in RENAMED.items() if new == name] if extending else []) + [name]
+    folders = [os.path.join(WORK_DIR, f"colour-{candidate}-{seed}") for candidate in names]
+    return next((folder for folder in folders if os.path.isdir(folder)), folders[0])
 
 
 def _references(examples_dir: str, samples: int):
     """(extractor, real eval FeatureSummary, real-train-vs-eval floor scores): the same in every process."""
+    from ganpipe.components.gan_evaluator.sampling import spread_stride
     from ganpipe.evaluation import metrics
     from ganpipe.evaluation.feature_extractors import get_extractor
     from ganpipe.trainer.data import load_images
 
     extractor = get_extractor("random-conv")  # fixed weights (random-conv-v1): identical in every process
     real_eval = load_images([os.path.join(examples_dir, "Split-eval", "*")], channels=3, image_size=64)
-    real_train = load_images([os.path.join(examples_dir, "Split-train", "*")], channels=3, image_size=64,
-                             limit=samples)
+    real_train = load_images([os.path.join(examples_dir, "Split-train", "*")], channels=3, image_size=64)
+    # Spread over the class-sorted split as the evaluator's floor is (sampling.spread_stride): the head of
+    # the file holds half the classes. Results before 2026-12-01 used the head (floor 0.95).
+    real_train = real_train[::spread_stride(len(real_train), samples)][:samples]
     reference = metrics.FeatureSummary.from_features(extractor(real_eval))
     floor = metrics.score(metrics.FeatureSummary.from_features(extractor(real_train)), reference).to_dict()
     return extractor, reference, floor, len(real_eval)
 
 
 def curve_task(name: str, seed: int, examples_dir: str, cpu_minutes: float, points: int,
-               samples: int) -> tuple[list[dict], np.ndarray]:
-    """One (variant, seed) run from scratch to the budget; (its points, its first 64 final images)."""
+               samples: int, earlier: list[dict] | None = None) -> tuple[list[dict], np.ndarray]:
+    """One (variant, seed) run to the budget, from scratch or from ``earlier``'s checkpoint; (points, 64 images)."""
     from ganpipe.trainer.config import TrainerConfig
 
     extractor, reference, _, _ = _references(examples_dir, samples)
-    print(f"  {name} (seed {seed}):", flush=True)
+    print(f"  {name} (seed {seed})" + (f", extending from step {earlier[-1]['step']}" if earlier else "") + ":",
+          flush=True)
     cfg = TrainerConfig(image_size=64, channels=3, seed=seed, **VARIANTS[name])
     measured, images = curve(cfg, [os.path.join(examples_dir, "Split-train", "*")], reference, extractor,
-                             cpu_minutes * 60, points, samples, os.path.join(WORK_DIR, f"colour-{name}-{seed}"))
+                             cpu_minutes * 60, points, samples, _run_dir(name, seed, bool(earlier)), earlier)
     print(f"  {name} (seed {seed}) done: FID {measured[-1]['fid']:.3f} at step {measured[-1]['step']}", flush=True)
     return measured, images[:64]
 
 
+def earlier_runs(tag: str) -> dict[str, list[list[dict]]]:
+    """{variant (today's name): [points of each seed]} from results/quality_colour_<tag>.json."""
+    with open(os.path.join(RESULTS_DIR, f"quality_colour_{tag}.json"), encoding="utf-8") as handle:
+        runs = json.load(handle)["runs"]
+    return {RENAMED.get(name, name): seeds for name, seeds in runs.items()}
+
+
 def run(cpu_minutes: float, points: int, seeds: int, samples: int, variants: list[str],
-        jobs: int = 1) -> tuple[dict, dict]:
+        jobs: int = 1, earlier: dict[str, list[list[dict]]] | None = None) -> tuple[dict, dict]:
     os.makedirs(WORK_DIR, exist_ok=True)
     examples_dir, report = ingest(os.path.normpath(EMOJI_DIR), WORK_DIR)
     extractor, _, floor, num_real_eval = _references(examples_dir, samples)
@@ -165,7 +212,9 @@ def run(cpu_minutes: float, points: int, seeds: int, samples: int, variants: lis
           f"real floor FID {floor['fid']:.3f} coverage {floor['coverage']:.3f}", flush=True)
 
     tasks = [(name, seed) for name in variants for seed in range(seeds)]
-    arguments = [(name, seed, examples_dir, cpu_minutes, points, samples) for name, seed in tasks]
+    earlier = earlier or {}
+    arguments = [(name, seed, examples_dir, cpu_minutes, points, samples,
+                  earlier[name][seed] if seed < len(earlier.get(name, [])) else None) for name, seed in tasks]
     if jobs > 1:
         # spawn, not fork: TensorFlow's runtime does not survive a fork.
         context = multiprocessing.get_context("spawn")
@@ -183,7 +232,7 @@ def run(cpu_minutes: float, points: int, seeds: int, samples: int, variants: lis
         name: [{key: summarize([run_[i][key] for run_ in runs]) for key in ("fid", "kid", "coverage", "recall")}
                | {"step": statistics.median(run_[i]["step"] for run_ in runs),
                   "cpu_minutes": statistics.median(run_[i]["cpu_minutes"] for run_ in runs)}
-               for i in range(points)]
+               for i in range(min(len(run_) for run_ in runs))]
         for name, runs in curves.items()
     }
     final = {name: points_[-1]["fid"]["median"] for name, points_ in medians.items()}
@@ -191,6 +240,8 @@ def run(cpu_minutes: float, points: int, seeds: int, samples: int, variants: lis
     result = {
         "data": "emoji-twitter-64", "ingest": {"splits": report["splits"], "stored_shape": report["stored_shape"]},
         "extractor": extractor.name, "cpu_minutes": cpu_minutes, "points": points, "seeds": seeds,
+        # seeds per variant that continued an earlier result's runs (--extend)
+        "extended": {name: len(runs_) for name, runs_ in earlier.items() if name in variants},
         "samples": samples, "num_real_eval": int(num_real_eval), "real_floor": floor,
         "default_preset": preset_name, "curves": medians, "runs": curves, "final_fid": final,
         "preset_fid_over_tutorial": (final[preset_name] / final["dcgan-tutorial"]
@@ -243,8 +294,11 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--variants", nargs="+", default=list(VARIANTS), choices=list(VARIANTS))
     parser.add_argument("--jobs", type=int, default=1, help="runs trained at once, one process each")
     parser.add_argument("--tag", default="", help="suffix of the result's name (quality_colour_<tag>.json)")
+    parser.add_argument("--extend", default="", metavar="TAG",
+                        help="continue the runs of quality_colour_<TAG>.json from their checkpoints")
     args = parser.parse_args(argv)
-    result, grids = run(args.cpu_minutes, args.points, args.seeds, args.samples, args.variants, args.jobs)
+    earlier = earlier_runs(args.extend) if args.extend else None
+    result, grids = run(args.cpu_minutes, args.points, args.seeds, args.samples, args.variants, args.jobs, earlier)
     print(f"quality on colour images ({result['extractor']}), median at {args.cpu_minutes:g} CPU-minutes:")
     for name, points in result["curves"].items():
         last = points[-1]
