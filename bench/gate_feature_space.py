@@ -14,7 +14,7 @@ The floor is a sample spread over the class-sorted train split, as the
 evaluator now takes it: the head of the file (5 of 10 classes) had put the
 floor's in-domain FID at 15.8 and every generator at 0.3-0.6x "the floor".
 
-    python -m bench.gate_feature_space [--samples 1000] [RUN ...]
+    python -m bench.gate_feature_space [--samples 1000] [--tag TAG] [RUN ...]
 
 RUN is bench/.work/colour-RUN (e.g. dcgan-tutorial-0); default: every such
 folder with a checkpoint. Writes <results>/gate_feature_space.json.
@@ -63,6 +63,7 @@ def main(argv: list[str] | None = None) -> dict:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("runs", nargs="*")
     parser.add_argument("--samples", type=int, default=1000)
+    parser.add_argument("--tag", default="", help="suffix of the result's name (gate_feature_space_<tag>.json)")
     args = parser.parse_args(argv)
 
     import numpy as np
@@ -110,7 +111,7 @@ def main(argv: list[str] | None = None) -> dict:
               "classifier_eval_accuracy": classifier.accuracy(real_eval, eval_labels), "runs": rows}
     print(f"domain classifier eval accuracy {result['classifier_eval_accuracy']:.3f}; floor FID: "
           + ", ".join(f"{name} {floor[name]['fid']:.3f}" for name in spaces))
-    print("wrote", write_result("gate_feature_space", result))
+    print("wrote", write_result("gate_feature_space" + (f"_{args.tag}" if args.tag else ""), result))
     return result
 
 

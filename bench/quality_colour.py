@@ -155,13 +155,6 @@ def _save_grid(images: np.ndarray, path: str) -> None:
     Image.fromarray(image_grid(images[:64], columns=8)).save(path)
 
 
-def _run_dir(name: str, seed: int, extending: bool) -> str:
-    """WORK_DIR/colour-<name>-<seed>; when extending, the earlier name's folder first if it exists."""
-    names = ([old for old, new in RENAMED.items() if new == name] if extending else []) + [name]
-    folders = [os.path.join(WORK_DIR, f"colour-{candidate}-{seed}") for candidate in names]
-    return next((folder for folder in folders if os.path.isdir(folder)), folders[0])
-
-
 def _references(examples_dir: str, samples: int):
     """(extractor, real eval FeatureSummary, real-train-vs-eval floor scores): the same in every process."""
     from ganpipe.components.gan_evaluator.sampling import spread_stride
@@ -181,29 +174,38 @@ def _references(examples_dir: str, samples: int):
 
 
 def curve_task(name: str, seed: int, examples_dir: str, cpu_minutes: float, points: int,
-               samples: int, earlier: list[dict] | None = None) -> tuple[list[dict], np.ndarray]:
-    """One (variant, seed) run to the budget, from scratch or from ``earlier``'s checkpoint; (points, 64 images)."""
+               samples: int, earlier: tuple[str, list[dict]] | None = None) -> tuple[list[dict], np.ndarray]:
+    """One (variant, seed) run to the budget, from scratch or from an earlier run's checkpoint; (points, 64 images).
+
+    ``earlier``: (the variant's name in the earlier result, which names its folder; that run's points).
+    """
     from ganpipe.trainer.config import TrainerConfig
 
     extractor, reference, _, _ = _references(examples_dir, samples)
-    print(f"  {name} (seed {seed})" + (f", extending from step {earlier[-1]['step']}" if earlier else "") + ":",
-          flush=True)
+    folder_name, earlier_points = earlier if earlier else (name, None)
+    print(f"  {name} (seed {seed})" + (f", extending {folder_name} from step {earlier_points[-1]['step']}"
+                                       if earlier else "") + ":", flush=True)
     cfg = TrainerConfig(image_size=64, channels=3, seed=seed, **VARIANTS[name])
     measured, images = curve(cfg, [os.path.join(examples_dir, "Split-train", "*")], reference, extractor,
-                             cpu_minutes * 60, points, samples, _run_dir(name, seed, bool(earlier)), earlier)
+                             cpu_minutes * 60, points, samples,
+                             os.path.join(WORK_DIR, f"colour-{folder_name}-{seed}"), earlier_points)
     print(f"  {name} (seed {seed}) done: FID {measured[-1]['fid']:.3f} at step {measured[-1]['step']}", flush=True)
     return measured, images[:64]
 
 
-def earlier_runs(tag: str) -> dict[str, list[list[dict]]]:
-    """{variant (today's name): [points of each seed]} from results/quality_colour_<tag>.json."""
+def earlier_runs(tag: str, samples: int) -> dict[str, tuple[str, list[list[dict]]]]:
+    """{variant (today's name): (its name in that result, [points of each seed])} from
+    <results>/quality_colour_<tag>.json. Raises ValueError if that result was scored otherwise."""
     with open(os.path.join(RESULTS_DIR, f"quality_colour_{tag}.json"), encoding="utf-8") as handle:
-        runs = json.load(handle)["runs"]
-    return {RENAMED.get(name, name): seeds for name, seeds in runs.items()}
+        earlier = json.load(handle)
+    if earlier["samples"] != samples or earlier["extractor"] != "random-conv-v1":
+        raise ValueError(f"quality_colour_{tag}.json was scored with {earlier['samples']} samples in "
+                         f"{earlier['extractor']}: extend it with --samples {earlier['samples']}")
+    return {RENAMED.get(name, name): (name, seeds) for name, seeds in earlier["runs"].items()}
 
 
 def run(cpu_minutes: float, points: int, seeds: int, samples: int, variants: list[str],
-        jobs: int = 1, earlier: dict[str, list[list[dict]]] | None = None) -> tuple[dict, dict]:
+        jobs: int = 1, earlier: dict[str, tuple[str, list[list[dict]]]] | None = None) -> tuple[dict, dict]:
     os.makedirs(WORK_DIR, exist_ok=True)
     examples_dir, report = ingest(os.path.normpath(EMOJI_DIR), WORK_DIR)
     extractor, _, floor, num_real_eval = _references(examples_dir, samples)
@@ -212,9 +214,17 @@ def run(cpu_minutes: float, points: int, seeds: int, samples: int, variants: lis
           f"real floor FID {floor['fid']:.3f} coverage {floor['coverage']:.3f}", flush=True)
 
     tasks = [(name, seed) for name in variants for seed in range(seeds)]
-    earlier = earlier or {}
+    earlier = {name: runs for name, runs in (earlier or {}).items() if name in variants}
+    for name, (_, runs) in earlier.items():
+        # Points are paired across seeds by position: every seed of a variant must continue, on one schedule.
+        if len(runs) < seeds or len({len(points_) for points_ in runs}) != 1:
+            raise ValueError(f"{name}: the earlier result has {len(runs)} seed(s) with {[len(p) for p in runs]} "
+                             f"points; extending needs all {seeds} on one schedule")
+        if runs[0][-1]["cpu_minutes"] >= cpu_minutes:
+            raise ValueError(f"{name}: the earlier runs already reached {runs[0][-1]['cpu_minutes']:.1f} "
+                             f"CPU-minutes; give a larger --cpu-minutes")
     arguments = [(name, seed, examples_dir, cpu_minutes, points, samples,
-                  earlier[name][seed] if seed < len(earlier.get(name, [])) else None) for name, seed in tasks]
+                  (earlier[name][0], earlier[name][1][seed]) if name in earlier else None) for name, seed in tasks]
     if jobs > 1:
         # spawn, not fork: TensorFlow's runtime does not survive a fork.
         context = multiprocessing.get_context("spawn")
@@ -240,8 +250,8 @@ def run(cpu_minutes: float, points: int, seeds: int, samples: int, variants: lis
     result = {
         "data": "emoji-twitter-64", "ingest": {"splits": report["splits"], "stored_shape": report["stored_shape"]},
         "extractor": extractor.name, "cpu_minutes": cpu_minutes, "points": points, "seeds": seeds,
-        # seeds per variant that continued an earlier result's runs (--extend)
-        "extended": {name: len(runs_) for name, runs_ in earlier.items() if name in variants},
+        # variants whose runs continued an earlier result's (--extend): {variant: its name there}
+        "extended": {name: folder_name for name, (folder_name, _) in earlier.items()},
         "samples": samples, "num_real_eval": int(num_real_eval), "real_floor": floor,
         "default_preset": preset_name, "curves": medians, "runs": curves, "final_fid": final,
         "preset_fid_over_tutorial": (final[preset_name] / final["dcgan-tutorial"]
@@ -251,6 +261,12 @@ def run(cpu_minutes: float, points: int, seeds: int, samples: int, variants: lis
                                   if preset_name in final and "plain-dcgan+diffaugment" in final else None),
     }
     return result, grids
+
+
+def real_grid_images(real_eval: np.ndarray, count: int = 64) -> np.ndarray:
+    """``count`` images evenly spaced over the eval split: it is in class-folder order, and its head (the
+    grids before 2026-12-01) shows flags and objects, not the people that are 60% of the data."""
+    return real_eval[np.linspace(0, len(real_eval) - 1, min(count, len(real_eval))).astype(int)]
 
 
 def write_grids(grids: dict, real: np.ndarray, directory: str, stem: str) -> list[str]:
@@ -297,8 +313,9 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--extend", default="", metavar="TAG",
                         help="continue the runs of quality_colour_<TAG>.json from their checkpoints")
     args = parser.parse_args(argv)
-    earlier = earlier_runs(args.extend) if args.extend else None
+    earlier = earlier_runs(args.extend, args.samples) if args.extend else None
     result, grids = run(args.cpu_minutes, args.points, args.seeds, args.samples, args.variants, args.jobs, earlier)
+    result["extended_from"] = f"quality_colour_{args.extend}.json" if args.extend else None
     print(f"quality on colour images ({result['extractor']}), median at {args.cpu_minutes:g} CPU-minutes:")
     for name, points in result["curves"].items():
         last = points[-1]
@@ -313,8 +330,8 @@ def main(argv: list[str] | None = None) -> dict:
     plot(result, path.replace(".json", ".png"))
     from ganpipe.trainer.data import load_images
 
-    real = load_images([os.path.join(WORK_DIR, "emoji_examples", "Split-eval", "*")], channels=3, image_size=64,
-                       limit=64)
+    real = real_grid_images(load_images([os.path.join(WORK_DIR, "emoji_examples", "Split-eval", "*")], channels=3,
+                                        image_size=64))
     print("wrote", path, *write_grids(grids, real, os.path.dirname(path), stem))
     return result
 
