@@ -157,7 +157,7 @@ def _save_grid(images: np.ndarray, path: str) -> None:
 
 def _references(examples_dir: str, samples: int):
     """(extractor, real eval FeatureSummary, real-train-vs-eval floor scores): the same in every process."""
-    from ganpipe.components.gan_evaluator.sampling import spread_stride
+    from ganpipe.components.gan_evaluator.sampling import spread_indices
     from ganpipe.evaluation import metrics
     from ganpipe.evaluation.feature_extractors import get_extractor
     from ganpipe.trainer.data import load_images
@@ -165,9 +165,9 @@ def _references(examples_dir: str, samples: int):
     extractor = get_extractor("random-conv")  # fixed weights (random-conv-v1): identical in every process
     real_eval = load_images([os.path.join(examples_dir, "Split-eval", "*")], channels=3, image_size=64)
     real_train = load_images([os.path.join(examples_dir, "Split-train", "*")], channels=3, image_size=64)
-    # Spread over the class-sorted split as the evaluator's floor is (sampling.spread_stride): the head of
+    # Spread over the class-sorted split as the evaluator's floor is (sampling.spread_indices): the head of
     # the file holds half the classes. Results before 2026-12-01 used the head (floor 0.95).
-    real_train = real_train[::spread_stride(len(real_train), samples)][:samples]
+    real_train = real_train[spread_indices(len(real_train), samples)]
     reference = metrics.FeatureSummary.from_features(extractor(real_eval))
     floor = metrics.score(metrics.FeatureSummary.from_features(extractor(real_train)), reference).to_dict()
     return extractor, reference, floor, len(real_eval)
