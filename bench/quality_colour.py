@@ -157,15 +157,14 @@ def _save_grid(images: np.ndarray, path: str) -> None:
 
 def _references(examples_dir: str, samples: int):
     """(extractor, real eval FeatureSummary, real-train-vs-eval floor scores): the same in every process."""
-    from ganpipe.components.gan_evaluator.sampling import spread_indices
     from ganpipe.evaluation import metrics
     from ganpipe.evaluation.feature_extractors import get_extractor
-    from ganpipe.trainer.data import load_images
+    from ganpipe.trainer.data import load_images, spread_indices
 
     extractor = get_extractor("random-conv")  # fixed weights (random-conv-v1): identical in every process
     real_eval = load_images([os.path.join(examples_dir, "Split-eval", "*")], channels=3, image_size=64)
     real_train = load_images([os.path.join(examples_dir, "Split-train", "*")], channels=3, image_size=64)
-    # Spread over the class-sorted split as the evaluator's floor is (sampling.spread_indices): the head of
+    # Spread over the class-sorted split as the evaluator's floor is (data.spread_indices): the head of
     # the file holds half the classes. Results before 2026-12-01 used the head (floor 0.95).
     real_train = real_train[spread_indices(len(real_train), samples)]
     reference = metrics.FeatureSummary.from_features(extractor(real_eval))
@@ -263,12 +262,6 @@ def run(cpu_minutes: float, points: int, seeds: int, samples: int, variants: lis
     return result, grids
 
 
-def real_grid_images(real_eval: np.ndarray, count: int = 64) -> np.ndarray:
-    """``count`` images evenly spaced over the eval split: it is in class-folder order, and its head (the
-    grids before 2026-12-01) shows flags and objects, not the people that are 60% of the data."""
-    return real_eval[np.linspace(0, len(real_eval) - 1, min(count, len(real_eval))).astype(int)]
-
-
 def write_grids(grids: dict, real: np.ndarray, directory: str, stem: str) -> list[str]:
     from ganpipe.trainer.visualize import image_grid
     from PIL import Image
@@ -330,8 +323,10 @@ def main(argv: list[str] | None = None) -> dict:
     plot(result, path.replace(".json", ".png"))
     from ganpipe.trainer.data import load_images
 
-    real = real_grid_images(load_images([os.path.join(WORK_DIR, "emoji_examples", "Split-eval", "*")], channels=3,
-                                        image_size=64))
+    # Spread over the eval split, which is in class order: its head is flags and objects, not the people
+    # that make up 60% of the data (the grids before 2026-12-01 showed the head).
+    real = load_images([os.path.join(WORK_DIR, "emoji_examples", "Split-eval", "*")], channels=3, image_size=64,
+                       limit=64, spread=True)
     print("wrote", path, *write_grids(grids, real, os.path.dirname(path), stem))
     return result
 

@@ -46,8 +46,9 @@ def write_samples(model_dir: str, examples_uri: str, config: PipelineConfig, pat
     generator = tf.saved_model.load(model_dir)
     seeds = tf.range(NUM_SAMPLES, dtype=tf.int64)
     generated = generator.signatures[contract.SEEDS_SIGNATURE](**{contract.SEEDS_INPUT: seeds})
+    # Spread over the split: one ingested from class folders is in class order, and its head is a few classes.
     real = load_images([os.path.join(examples_uri, f"Split-{contract.EVAL_SPLIT}", "*")],
-                       config.train.channels, config.train.image_size, limit=NUM_SAMPLES)
+                       config.train.channels, config.train.image_size, limit=NUM_SAMPLES, spread=True)
     save_comparison(real, generated[contract.IMAGES_OUTPUT].numpy(), path)
 
 

@@ -27,6 +27,7 @@ from ganpipe.components.gan_evaluator import classifiers, executor
 from ganpipe.evaluation import domain_classifier
 from ganpipe.evaluation.config import EvaluateConfig
 from ganpipe.evaluation.inception_score import InceptionScoreAccumulator, inception_score
+from ganpipe.trainer import data
 from ganpipe.trainer.models import latents_for_seeds
 
 SIZE, CLASSES, LATENT, STEPS = 16, 3, 4, 60
@@ -287,23 +288,24 @@ def test_real_samples_spread_over_a_class_sorted_split(tmp_path):
     images = np.concatenate(list(sampling.real_batches(examples, "train", 1, SIZE, limit=30)))
     nearest = np.abs(images[:, None].astype(int) - _patterns()[None].astype(int)).mean(axis=(2, 3, 4)).argmin(axis=1)
     assert len(images) == 30 and np.bincount(nearest, minlength=CLASSES).tolist() == [10, 10, 10]
+    # The real images next to the samples in `ganpipe run`'s samples.png (cli/summary.py) are the same records.
+    spread = data.load_images([str(tmp_path / "examples" / "Split-train" / "*")], 1, SIZE, limit=30, spread=True)
+    assert np.array_equal(spread, images)
     mask = classifiers._floor_mask(150, 30)
-    assert mask.sum() == 30 and np.flatnonzero(mask).tolist() == sampling.spread_indices(150, 30).tolist()
+    assert mask.sum() == 30 and np.flatnonzero(mask).tolist() == data.spread_indices(150, 30).tolist()
 
 
 @pytest.mark.parametrize("count, limit", [(59, 30), (900, 512), (3405, 512), (150, 30), (31, 30)])
 def test_a_spread_sample_reaches_the_end_of_the_split(count, limit):
     """Every k-th record from the start (k = count // limit) took the head of a split shorter than twice the
     sample (59 of 30: k = 1) and left out the tail otherwise (3,405 of 512: the last 333 records)."""
-    from ganpipe.components.gan_evaluator import sampling
-
-    chosen = sampling.spread_indices(count, limit)
+    chosen = data.spread_indices(count, limit)
     assert len(chosen) == limit == len(set(chosen.tolist()))
     assert chosen[0] == 0 and chosen[-1] == count - 1 and (np.diff(chosen) >= 1).all()
     # Each quarter of the split gets a quarter of the sample, give or take one.
     quarters = np.bincount(chosen * 4 // count, minlength=4)
     assert (np.abs(quarters - limit / 4) <= 1).all(), quarters
-    assert sampling.spread_indices(20, 30).tolist() == list(range(20))
+    assert data.spread_indices(20, 30).tolist() == list(range(20))
 
 
 def test_unlabelled_data_has_no_is_unless_asked_for_by_name(tmp_path):

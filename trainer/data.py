@@ -258,12 +258,42 @@ def read_labels(file_patterns: list[str]) -> np.ndarray:
     return np.concatenate(batches).astype(np.int64) if batches else np.zeros([0], np.int64)
 
 
+def spread_indices(count: int, limit: int) -> np.ndarray:
+    """int64 [min(count, limit)]: ascending record positions, evenly spaced from the first to the last.
+
+    Splits written from class folders are in folder order, so the first 512
+    of 3,405 emoji held 5 of the 10 classes: a "real floor", reference or
+    picture taken from the head of the file is not the data's distribution.
+    Evenly spaced over the whole split, not every k-th record from the start:
+    with k = count // limit, a split of 900 records and a sample of 512 would
+    take the first 512 (k = 1), the head again. Positions are distinct: they
+    are at least (count - 1) / (limit - 1) > 1 apart before rounding.
+    """
+    if count <= limit:
+        return np.arange(count, dtype=np.int64)
+    return np.round(np.linspace(0, count - 1, limit)).astype(np.int64)
+
+
+def take_spread(records: tf.data.Dataset, count: int, limit: int) -> tf.data.Dataset:
+    """The records (of ``count``) at spread_indices(count, limit), in order; those left out are not decoded."""
+    chosen = spread_indices(count, limit)
+    if len(chosen) < count:
+        keep = np.zeros(count, dtype=bool)
+        keep[chosen] = True
+        keep = tf.constant(keep)
+        records = records.enumerate().filter(lambda index, _: keep[index]).map(lambda _, record: record)
+    return records.take(limit)
+
+
 def load_images(file_patterns: list[str], channels: int, image_size: int,
-                limit: int | None = None) -> np.ndarray:
-    """Real images as uint8 [N, H, W, C] in a fixed order (at most ``limit``), for references and plots."""
+                limit: int | None = None, spread: bool = False) -> np.ndarray:
+    """Real images as uint8 [N, H, W, C] in a fixed order (at most ``limit``), for references and plots.
+
+    ``spread``: the ``limit`` images at spread_indices over all records, not the first ``limit``.
+    """
     dataset = _records(list_files(file_patterns))
     if limit is not None:
-        dataset = dataset.take(limit)
+        dataset = take_spread(dataset, count_records(file_patterns), limit) if spread else dataset.take(limit)
     dataset = dataset.map(
         lambda record: tf.cast(tf.round(decode_example(record, channels, image_size)), tf.uint8),
         num_parallel_calls=tf.data.AUTOTUNE,

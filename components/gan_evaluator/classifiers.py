@@ -29,7 +29,6 @@ from ganpipe.evaluation import domain_classifier
 from ganpipe.evaluation.config import EvaluateConfig
 from ganpipe.evaluation.domain_classifier import DomainClassifier
 from ganpipe.evaluation.inception_score import InceptionScoreAccumulator
-from ganpipe.components.gan_evaluator.sampling import spread_indices
 from ganpipe.trainer import data
 from ganpipe.trainer.models import latents_for_seeds
 from ganpipe.trainer.train import recorded_label_names
@@ -114,7 +113,7 @@ def floor_holdout(train_count: int, num_samples: int) -> int:
 def _floor_mask(count: int, num_samples: int) -> np.ndarray:
     """bool [count]: the records sampling.real_batches takes for a floor of ``num_samples``."""
     mask = np.zeros(count, dtype=bool)
-    mask[spread_indices(count, num_samples)] = True
+    mask[data.spread_indices(count, num_samples)] = True
     return mask
 
 

@@ -48,40 +48,17 @@ class Sampled:
     digest: str = ""  # sha256 of every image's dtype, shape and bytes: equal digests, the same images
 
 
-def spread_indices(count: int, limit: int) -> np.ndarray:
-    """int64 [min(count, limit)]: ascending record positions, evenly spaced from the first to the last.
-
-    Splits written from class folders are in folder order, so the first 512
-    of 3,405 emoji held 5 of the 10 classes: a "real floor" or reference taken
-    from the head of the file is not the data's distribution, and it made the
-    floor look far from the eval split in every feature space. Evenly spaced
-    over the whole split, not every k-th record from the start: with k =
-    count // limit, a split of 900 records and a sample of 512 would take
-    the first 512 (k = 1), the head again. Positions are distinct: they are
-    at least (count - 1) / (limit - 1) > 1 apart before rounding.
-    """
-    if count <= limit:
-        return np.arange(count, dtype=np.int64)
-    return np.round(np.linspace(0, count - 1, limit)).astype(np.int64)
-
-
 def real_batches(examples: Any, split: str, channels: int, image_size: int, limit: int,
                  batch: int = BATCH) -> Iterator[np.ndarray]:
     """uint8 [<=batch, size, size, channels] from one split, at most ``limit`` images.
 
-    The images are the records at ``spread_indices`` in file order (all of them
-    when the split holds no more than ``limit``); records left out are not decoded.
+    The images are the records at ``data.spread_indices`` in file order (all of
+    them when the split holds no more than ``limit``): splits from class folders
+    are in class order. Records left out are not decoded.
     """
     patterns = [os.path.join(artifact_utils.get_split_uri([examples], split), "*")]
     dataset = tf.data.TFRecordDataset(data.list_files(patterns), compression_type=data.COMPRESSION)
-    count = data.count_records(patterns)
-    chosen = spread_indices(count, limit)
-    if len(chosen) < count:
-        keep = np.zeros(count, dtype=bool)
-        keep[chosen] = True
-        keep = tf.constant(keep)
-        dataset = dataset.enumerate().filter(lambda index, _: keep[index]).map(lambda _, record: record)
-    dataset = dataset.take(limit).map(
+    dataset = data.take_spread(dataset, data.count_records(patterns), limit).map(
         lambda record: tf.cast(tf.round(data.decode_example(record, channels, image_size)), tf.uint8),
         num_parallel_calls=tf.data.AUTOTUNE)
     for images in dataset.batch(batch).prefetch(1):
