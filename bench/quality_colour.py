@@ -65,6 +65,10 @@ VARIANTS = {
     # The preset's upsampling before 2026-11-30 (nearest x2 + 3x3 conv): checkerboard-free, 0.7x the steps.
     # (`dcgan+diffaugment+transposed` in results of that day is today's dcgan+diffaugment.)
     "dcgan+diffaugment+resize": {"architecture": "dcgan", "augment": "diffaugment", "upsample": "resize"},
+    # Class-conditional on the 10 folders (one-hot labels into G, a projection term in D); scored on labels
+    # drawn with the training split's class frequencies, as it trained (the export's class-free
+    # signatures draw classes uniformly instead).
+    "dcgan+diffaugment+conditional": {"architecture": "dcgan", "augment": "diffaugment", "conditional": True},
     # What a user glues together from a DCGAN tutorial and the DiffAugment code: the yardstick
     # the default preset must beat at equal CPU time.
     "plain-dcgan+diffaugment": {"architecture": "dcgan", "augment": "diffaugment", "ema_decay": 0.0,
@@ -137,7 +141,8 @@ def curve(cfg, train_files: list[str], reference, extractor, budget_s: float, po
             cpu_seconds += spent
             per_step = spent / chunk if per_step is None else 0.5 * per_step + 0.5 * spent / chunk
             step += chunk
-        images = generated_images(result.generator, cfg.latent_dim, samples)
+        images = generated_images(result.generator, cfg.latent_dim, samples,
+                                  labels=_training_labels(train_files, samples) if cfg.conditional else None)
         scores = metrics.score(metrics.FeatureSummary.from_features(extractor(images)), reference)
         measured.append({"step": step, "cpu_minutes": cpu_seconds / 60, "fid": scores.fid, "kid": scores.kid,
                          "coverage": scores.coverage, "recall": scores.recall})
@@ -145,6 +150,13 @@ def curve(cfg, train_files: list[str], reference, extractor, budget_s: float, po
               f"coverage {scores.coverage:.3f}", flush=True)
         _save_grid(images, os.path.join(run_dir, f"grid-{step:06d}.png"))  # to look at the way there
     return measured, images
+
+
+def _training_labels(train_files: list[str], count: int) -> np.ndarray:
+    """int [count]: labels drawn (fixed seed) with the training split's class frequencies."""
+    from ganpipe.trainer.data import read_labels
+
+    return np.random.default_rng(1_000_000).choice(read_labels(train_files), size=count)
 
 
 def _save_grid(images: np.ndarray, path: str) -> None:

@@ -66,15 +66,19 @@ def ingest_fashion_mnist(work_dir: str) -> str:
     return examples_dir
 
 
-def generated_images(generator, latent_dim: int, count: int, batch: int = 500) -> np.ndarray:
+def generated_images(generator, latent_dim: int, count: int, batch: int = 500,
+                     labels: np.ndarray | None = None) -> np.ndarray:
+    """uint8 [count, H, W, C] for fixed seeds; ``labels`` int [count] for a conditional generator."""
     import tensorflow as tf
 
     from ganpipe.trainer.models import latents_for_seeds, to_uint8
 
     chunks = []
     for start in range(0, count, batch):
-        seeds = tf.range(start, min(start + batch, count), dtype=tf.int64) + 1_000_000
-        chunks.append(to_uint8(generator(latents_for_seeds(seeds, latent_dim), training=False)).numpy())
+        stop = min(start + batch, count)
+        z = latents_for_seeds(tf.range(start, stop, dtype=tf.int64) + 1_000_000, latent_dim)
+        inputs = z if labels is None else [z, tf.constant(labels[start:stop], tf.int32)]
+        chunks.append(to_uint8(generator(inputs, training=False)).numpy())
     return np.concatenate(chunks)
 
 
