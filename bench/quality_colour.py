@@ -177,7 +177,7 @@ def _references(examples_dir: str, samples: int):
     real_eval = load_images([os.path.join(examples_dir, "Split-eval", "*")], channels=3, image_size=64)
     real_train = load_images([os.path.join(examples_dir, "Split-train", "*")], channels=3, image_size=64)
     # Spread over the class-sorted split as the evaluator's floor is (data.spread_indices): the head of
-    # the file holds half the classes. Results before 2026-12-01 used the head (floor 0.95).
+    # the file holds half the classes. Results up to quality_colour_20min-transposed used the head (floor 0.95).
     real_train = real_train[spread_indices(len(real_train), samples)]
     reference = metrics.FeatureSummary.from_features(extractor(real_eval))
     floor = metrics.score(metrics.FeatureSummary.from_features(extractor(real_train)), reference).to_dict()
@@ -336,7 +336,7 @@ def main(argv: list[str] | None = None) -> dict:
     from ganpipe.trainer.data import load_images
 
     # Spread over the eval split, which is in class order: its head is flags and objects, not the people
-    # that make up 60% of the data (the grids before 2026-12-01 showed the head).
+    # that make up 60% of the data (the grids up to the 40min result showed the head).
     real = load_images([os.path.join(WORK_DIR, "emoji_examples", "Split-eval", "*")], channels=3, image_size=64,
                        limit=64, spread=True)
     print("wrote", path, *write_grids(grids, real, os.path.dirname(path), stem))
