@@ -152,7 +152,13 @@ def run_container(command: list[str], args: list[str], executor_input: dict, cwd
     """The container's command and args with `{{$}}` replaced, as KFP's launcher runs them."""
     resolved = [json.dumps(executor_input) if arg == "{{$}}" else arg for arg in args]
     assert command[0] == "python"
-    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2", PYTHONUNBUFFERED="1")
+    # TFX's entrypoint parses its whole argv with parse_known_args, so the program's own path lands in the
+    # executor's Beam args (kubeflow_v2_run_executor.py, _parse_flags, v1.16.0). They are never empty, and a
+    # Beam step builds TFX's ~50 MB sdist in a temp dir it never removes (dependency_utils.py): in a pod, gone
+    # with the pod; here, kept under pytest's tmp_path.
+    temp = cwd / "tmp"
+    temp.mkdir(exist_ok=True)
+    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2", PYTHONUNBUFFERED="1", TMPDIR=str(temp))
     return subprocess.run([sys.executable, *command[1:], *resolved], cwd=cwd, env=env, capture_output=True,
                           text=True, timeout=300)
 
