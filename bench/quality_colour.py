@@ -171,14 +171,14 @@ def _references(examples_dir: str, samples: int):
     """(extractor, real eval FeatureSummary, real-train-vs-eval floor scores): the same in every process."""
     from ganpipe.evaluation import metrics
     from ganpipe.evaluation.feature_extractors import get_extractor
-    from ganpipe.trainer.data import load_images, spread_indices
+    from ganpipe.trainer.data import load_images
 
     extractor = get_extractor("random-conv")  # fixed weights (random-conv-v1): identical in every process
     real_eval = load_images([os.path.join(examples_dir, "Split-eval", "*")], channels=3, image_size=64)
-    real_train = load_images([os.path.join(examples_dir, "Split-train", "*")], channels=3, image_size=64)
     # Spread over the class-sorted split as the evaluator's floor is (data.spread_indices): the head of
     # the file holds half the classes. Results up to quality_colour_20min-transposed used the head (floor 0.95).
-    real_train = real_train[spread_indices(len(real_train), samples)]
+    real_train = load_images([os.path.join(examples_dir, "Split-train", "*")], channels=3, image_size=64,
+                             limit=samples, spread=True)
     reference = metrics.FeatureSummary.from_features(extractor(real_eval))
     floor = metrics.score(metrics.FeatureSummary.from_features(extractor(real_train)), reference).to_dict()
     return extractor, reference, floor, len(real_eval)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import os
 
 from ganpipe import contract
@@ -53,10 +52,11 @@ def train_longer_hint(config: PipelineConfig, evaluation: dict | None, examples_
     batch = resolve_architecture_defaults(train, resolve_architecture(train.architecture, train.image_size))[
         "batch_size"]
     seen = f"{train.steps} steps of {batch} images"
-    report = os.path.join(examples_uri or "", contract.INGEST_REPORT_FILE)
-    if examples_uri and os.path.isfile(report):
-        with open(report, encoding="utf-8") as handle:
-            count = json.load(handle).get("splits", {}).get(contract.TRAIN_SPLIT)
+    from ganpipe.trainer.data import read_ingest_report
+
+    report = read_ingest_report(examples_uri) if examples_uri else None
+    if report is not None:
+        count = report.get("splits", {}).get(contract.TRAIN_SPLIT)
         if count:
             seen += f", {train.steps * batch / count:.1f} passes over {count:,} training images"
     return (f"ganpipe: the candidate is still far from the real images ({seen}): train longer with --steps, "

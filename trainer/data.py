@@ -9,6 +9,8 @@ against exactly the pixels it was trained on.
 from __future__ import annotations
 
 import dataclasses
+import json
+import os
 import re
 
 import numpy as np
@@ -258,6 +260,16 @@ def read_labels(file_patterns: list[str]) -> np.ndarray:
     return np.concatenate(batches).astype(np.int64) if batches else np.zeros([0], np.int64)
 
 
+def read_ingest_report(examples_uri: str) -> dict | None:
+    """ImageExampleGen's ingest_report.json beside its splits (local or a URL); None when there is none
+    (Examples from ImportExampleGen or elsewhere)."""
+    path = os.path.join(examples_uri, contract.INGEST_REPORT_FILE)
+    if not tf.io.gfile.exists(path):
+        return None
+    with tf.io.gfile.GFile(path) as handle:
+        return json.loads(handle.read())
+
+
 def spread_indices(count: int, limit: int) -> np.ndarray:
     """int64 [min(count, limit)]: ascending record positions, evenly spaced from the first to the last.
 
@@ -274,13 +286,17 @@ def spread_indices(count: int, limit: int) -> np.ndarray:
     return np.round(np.linspace(0, count - 1, limit)).astype(np.int64)
 
 
+def spread_mask(count: int, limit: int) -> np.ndarray:
+    """bool [count]: True at spread_indices(count, limit)."""
+    mask = np.zeros(count, dtype=bool)
+    mask[spread_indices(count, limit)] = True
+    return mask
+
+
 def take_spread(records: tf.data.Dataset, count: int, limit: int) -> tf.data.Dataset:
     """The records (of ``count``) at spread_indices(count, limit), in order; those left out are not decoded."""
-    chosen = spread_indices(count, limit)
-    if len(chosen) < count:
-        keep = np.zeros(count, dtype=bool)
-        keep[chosen] = True
-        keep = tf.constant(keep)
+    if count > limit:
+        keep = tf.constant(spread_mask(count, limit))
         records = records.enumerate().filter(lambda index, _: keep[index]).map(lambda _, record: record)
     return records.take(limit)
 

@@ -21,7 +21,6 @@ to float summation order (docs/design.md, "Distributed training").
 from __future__ import annotations
 
 import dataclasses
-import json
 import logging
 import os
 import time
@@ -33,7 +32,6 @@ import tensorflow as tf
 from tqdm.auto import tqdm
 from tqdm.contrib.logging import logging_redirect_tqdm
 
-from ganpipe import contract
 from ganpipe.trainer import visualize
 from ganpipe.trainer.augment import AdaptiveProbability, diff_augment
 from ganpipe.trainer.checkpoints import CheckpointKeeper, checkpoint_directory, run_identity
@@ -41,7 +39,8 @@ from ganpipe.trainer.config import (
     AUTO, AUTO_AUGMENT_BELOW_IMAGES, NetworkSpec, TrainerConfig, network_spec, resolve_architecture,
     resolve_architecture_defaults, resolve_augment, resolve_loss,
 )
-from ganpipe.trainer.data import count_records, input_spec, list_files, make_dataset, read_labels, stored_shape
+from ganpipe.trainer.data import (count_records, input_spec, list_files, make_dataset, read_ingest_report, read_labels,
+                                  stored_shape)
 from ganpipe.trainer.distributed import is_chief, replica_rows, same_on_all_replicas, task_of
 from ganpipe.trainer.losses import gan_loss, gradient_penalty_per_example, r1_penalty_per_example
 from ganpipe.trainer.models import (
@@ -522,10 +521,9 @@ def recorded_label_names(train_files: list[str]) -> list[str]:
     [] when there is no report (or it names no labels): the Examples came from elsewhere.
     """
     for pattern in train_files:
-        path = os.path.join(os.path.dirname(os.path.dirname(pattern)), contract.INGEST_REPORT_FILE)
-        if tf.io.gfile.exists(path):
-            with tf.io.gfile.GFile(path) as handle:
-                return [str(name) for name in json.loads(handle.read()).get("label_names") or []]
+        report = read_ingest_report(os.path.dirname(os.path.dirname(pattern)))
+        if report is not None:
+            return [str(name) for name in report.get("label_names") or []]
     return []
 
 

@@ -17,6 +17,7 @@ from tfx.utils import io_utils
 
 from ganpipe import contract
 from ganpipe.components.data_gate import checks
+from ganpipe.trainer import data
 
 ANOMALIES_FILE = "SchemaDiff.pb"
 
@@ -39,11 +40,8 @@ class Executor(base_executor.BaseExecutor):
         validated_schema_uri = artifact_utils.get_single_uri(output_dict["validated_schema"])
 
         problems: list[str] = []
-        ingest_report = None
-        report_path = os.path.join(examples.uri, contract.INGEST_REPORT_FILE)
-        if tf.io.gfile.exists(report_path):  # ImportExampleGen inputs have none
-            with tf.io.gfile.GFile(report_path) as handle:
-                ingest_report = json.load(handle)
+        ingest_report = data.read_ingest_report(examples.uri)  # ImportExampleGen inputs have none
+        if ingest_report is not None:
             problems += checks.ingest_problems(ingest_report, float(exec_properties["max_bad_fraction"]))
 
         counts = {
@@ -63,7 +61,8 @@ class Executor(base_executor.BaseExecutor):
         if problems:
             raise DataGateError(
                 "data gate stopped the run:\n" + "\n".join(f"  - {problem}" for problem in problems)
-                + (f"\n  ingest report: {report_path}" if tf.io.gfile.exists(report_path) else "")
+                + (f"\n  ingest report: {os.path.join(examples.uri, contract.INGEST_REPORT_FILE)}"
+                   if ingest_report is not None else "")
             )
         schema_file = io_utils.get_only_uri_in_dir(schema_uri)
         io_utils.copy_file(schema_file, os.path.join(validated_schema_uri, os.path.basename(schema_file)))

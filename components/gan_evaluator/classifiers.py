@@ -112,9 +112,7 @@ def floor_holdout(train_count: int, num_samples: int) -> int:
 
 def _floor_mask(count: int, num_samples: int) -> np.ndarray:
     """bool [count]: the records sampling.real_batches takes for a floor of ``num_samples``."""
-    mask = np.zeros(count, dtype=bool)
-    mask[data.spread_indices(count, num_samples)] = True
-    return mask
+    return data.spread_mask(count, num_samples)
 
 
 def domain_classifier_for(examples: Any, cfg: EvaluateConfig, image_size: int, channels: int,
