@@ -120,8 +120,9 @@ def _check_data_path_for_the_beam_runner(package: str, data_path: str) -> None:
     executors = _extract_pipeline_yaml(package).pipeline_spec.deployment_spec["executors"]
     args = [str(arg) for name in executors.keys() if name.endswith("ExampleGen_executor")
             for arg in executors[name]["container"]["args"]]
-    runner = BeamConfig(pipeline_args=[arg for arg in args if arg.startswith("--runner=")]).remote_runner()
-    if runner and not data_path.startswith("gs://"):
+    runner = BeamConfig(pipeline_args=[arg for arg in args if arg.startswith("--runner=")]).runner_that_cannot_read(
+        data_path)
+    if runner:
         raise SubmitError(f"--param data_path={data_path!r}: the package runs its Beam steps on --runner={runner}, "
                           "whose workers read the input themselves and reach neither the pipeline-root volume nor "
                           "other stores; put the images on gs://")

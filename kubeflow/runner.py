@@ -84,9 +84,9 @@ def cluster_input(config: PipelineConfig) -> tuple[str, str]:
         raise ConfigError(f"data.path={path!r}: on a cluster the input must be object storage "
                           f"({', '.join(OBJECT_STORE_SCHEMES)}...) or a path under the pipeline-root volume "
                           f"({config.kubeflow.pipeline_root_mount})")
-    if config.beam.remote_runner() and not path.startswith("gs://"):
-        # Its workers run our image, whose TensorFlow reads gs:// only (s3:// needs tensorflow-io).
-        raise ConfigError(f"data.path={path!r}: --runner={config.beam.remote_runner()} reads the input on its own "
+    runner = config.beam.runner_that_cannot_read(path)
+    if runner:
+        raise ConfigError(f"data.path={path!r}: --runner={runner} reads the input on its own "
                           "workers, which reach neither the pipeline-root volume nor other stores; put the images "
                           "on gs://")
     return path, data_format

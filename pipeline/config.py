@@ -164,6 +164,14 @@ class BeamConfig:
             return ""
         return runners[-1] if _runner_path(runners[-1]).endswith(("DataflowRunner", "TestDataflowRunner")) else ""
 
+    def runner_that_cannot_read(self, data_path: str) -> str:
+        """The remote runner's name when its workers cannot read ``data_path``, else "".
+
+        Its workers run our image, whose TensorFlow reads gs:// only (s3:// needs tensorflow-io), and
+        they mount neither the pipeline-root volume nor this machine's disks."""
+        runner = self.remote_runner()
+        return runner if runner and not data_path.startswith("gs://") else ""
+
     def _check_with_beam(self) -> None:
         """Beam's own parser and validator for the runner the args name (pipeline/beam_options.py).
 

@@ -297,18 +297,18 @@ def test_empty_args_leave_the_beam_components_as_they_were():
         assert component.executor_spec.beam_pipeline_args == [], step
 
 
-def test_local_dag_runner_hands_the_args_to_the_executors_beam_pipeline(tmp_path, monkeypatch):
+def test_local_dag_runner_hands_the_args_to_the_executors_beam_pipeline():
     """What LocalDagRunner runs: the compiled IR's executor spec, through TFX's BeamExecutorOperator, into the
-    executor's Context; the executor's own `_make_beam_pipeline` then builds (not runs) its Beam pipeline."""
-    import tempfile
-
-    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))  # the sdist TFX builds per executor (local_runner.py)
+    executor's Context; the executor's own `_make_beam_pipeline` then builds (not runs) its Beam pipeline.
+    The executors are made inside the run's temp folder, as `ganpipe run` makes them: each builds TFX's sdist."""
     from apache_beam.options.pipeline_options import DirectOptions, StandardOptions
     from tfx.dsl.compiler import compiler
     from tfx.dsl.components.base import base_beam_executor
     from tfx.orchestration.portable import beam_executor_operator
     from tfx.proto.orchestration import executable_spec_pb2, pipeline_pb2
     from tfx.utils import import_utils
+
+    from ganpipe.pipeline.local_runner import temp_dir_of_this_run
 
     config = load_config(None, {"beam.pipeline_args": ARGS_TEXT, "output_dir": "/tmp/unused"})
     ir = compiler.Compiler().compile(_pipeline(config))
@@ -321,7 +321,8 @@ def test_local_dag_runner_hands_the_args_to_the_executors_beam_pipeline(tmp_path
         resolved = [_resolve(arg) for arg in operator.beam_pipeline_args]
         assert resolved == ARGS, step
         executor_class = import_utils.import_class_by_path(beam_spec.python_executor_spec.class_path)
-        executor = executor_class(base_beam_executor.BaseBeamExecutor.Context(beam_pipeline_args=resolved))
+        with temp_dir_of_this_run():
+            executor = executor_class(base_beam_executor.BaseBeamExecutor.Context(beam_pipeline_args=resolved))
         options = executor._make_beam_pipeline().options  # pylint: disable=protected-access
         assert options.view_as(StandardOptions).runner == "DirectRunner", step
         direct = options.view_as(DirectOptions)
