@@ -119,6 +119,9 @@ def curve(cfg, train_files: list[str], reference, extractor, budget_s: float, po
     measured: list[dict] = list(earlier or [])
     if earlier:
         cpu_seconds, step = earlier[-1]["cpu_minutes"] * 60, earlier[-1]["step"]
+        # Checked before training: a wrong folder would otherwise train for the whole budget first.
+        if not os.path.exists(os.path.join(run_dir, f"grid-{step:06d}.png")):
+            raise RuntimeError(f"{run_dir} holds no grid of step {step}: it is not the earlier run's folder")
     else:
         shutil.rmtree(run_dir, ignore_errors=True)
         cpu_seconds, step = 0.0, 0
@@ -188,7 +191,7 @@ def curve_task(name: str, seed: int, examples_dir: str, cpu_minutes: float, poin
                samples: int, earlier: tuple[str, list[dict]] | None = None) -> tuple[list[dict], np.ndarray]:
     """One (variant, seed) run to the budget, from scratch or from an earlier run's checkpoint; (points, 64 images).
 
-    ``earlier``: (the variant's name in the earlier result, which names its folder; that run's points).
+    ``earlier``: (the folder name F of the earlier runs, bench/.work/colour-F-<seed>; that run's points).
     """
     from ganpipe.trainer.config import TrainerConfig
 
@@ -205,14 +208,16 @@ def curve_task(name: str, seed: int, examples_dir: str, cpu_minutes: float, poin
 
 
 def earlier_runs(tag: str, samples: int) -> dict[str, tuple[str, list[list[dict]]]]:
-    """{variant (today's name): (its name in that result, [points of each seed])} from
+    """{variant (today's name): (the folder name of its runs, [points of each seed])} from
     <results>/quality_colour_<tag>.json. Raises ValueError if that result was scored otherwise."""
     with open(os.path.join(RESULTS_DIR, f"quality_colour_{tag}.json"), encoding="utf-8") as handle:
         earlier = json.load(handle)
     if earlier["samples"] != samples or earlier["extractor"] != "random-conv-v1":
         raise ValueError(f"quality_colour_{tag}.json was scored with {earlier['samples']} samples in "
                          f"{earlier['extractor']}: extend it with --samples {earlier['samples']}")
-    return {RENAMED.get(name, name): (name, seeds) for name, seeds in earlier["runs"].items()}
+    # Results from before "run_folders" was recorded ran each variant in the folder named after it.
+    folders = earlier.get("run_folders", {})
+    return {RENAMED.get(name, name): (folders.get(name, name), seeds) for name, seeds in earlier["runs"].items()}
 
 
 def run(cpu_minutes: float, points: int, seeds: int, samples: int, variants: list[str],
@@ -263,6 +268,8 @@ def run(cpu_minutes: float, points: int, seeds: int, samples: int, variants: lis
         "extractor": extractor.name, "cpu_minutes": cpu_minutes, "points": points, "seeds": seeds,
         # variants whose runs continued an earlier result's (--extend): {variant: its name there}
         "extended": {name: folder_name for name, (folder_name, _) in earlier.items()},
+        # {variant: F}: its runs live in bench/.work/colour-F-<seed> (an extended run keeps its first folder)
+        "run_folders": {name: earlier[name][0] if name in earlier else name for name in variants},
         "samples": samples, "num_real_eval": int(num_real_eval), "real_floor": floor,
         "default_preset": preset_name, "curves": medians, "runs": curves, "final_fid": final,
         "preset_fid_over_tutorial": (final[preset_name] / final["dcgan-tutorial"]
