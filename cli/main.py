@@ -57,6 +57,19 @@ class _OneLineErrors(argparse.ArgumentParser):
         self.exit(EXIT_BAD_INPUT, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
 
 
+STEPS_HELP = "training steps (train.steps); default auto: 600 up to 32 px, x4 per doubling of the side"
+
+
+def _steps(value: str) -> str:
+    """--steps: a whole number or auto, handed on as text to the config, which checks its range."""
+    if value != "auto":
+        try:
+            int(value)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{value!r} is not a whole number or auto") from None
+    return value
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = _OneLineErrors(prog="ganpipe", description=__doc__.splitlines()[0])
     commands = parser.add_subparsers(dest="command")
@@ -65,7 +78,7 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--format", help="auto (default), folder, idx, npz, tfrecord")
     run.add_argument("--config", help="YAML file mapping onto the config (keys: README, Configuration)")
     run.add_argument("--output", help="where everything is written (default ./ganpipe_output)")
-    run.add_argument("--steps", type=int, help="training steps (train.steps)")
+    run.add_argument("--steps", type=_steps, help=STEPS_HELP)
     run.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                      help="any config value, e.g. --set train.batch_size=32 (repeatable)")
     run.add_argument("--check", action="store_true",
@@ -87,7 +100,7 @@ def _add_train_command(commands: argparse._SubParsersAction) -> None:
     train.add_argument("--run-dir", required=True,
                        help="TensorBoard logs, plots, samples and checkpoints; rerun with the same dir to resume")
     train.add_argument("--workers", type=int, help="worker processes on this machine (train.workers, default 1)")
-    train.add_argument("--steps", type=int, help="training steps (train.steps)")
+    train.add_argument("--steps", type=_steps, help=STEPS_HELP)
     train.add_argument("--config", help="YAML file mapping onto the config (only its `train` section is used)")
     train.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                        help="any train value, e.g. --set train.loss=hinge (repeatable)")
@@ -189,7 +202,7 @@ def _add_cluster_commands(commands: argparse._SubParsersAction) -> None:
                                             "volume, or 'digits' (baked into the image)")
         command.add_argument("--format", help="auto (default), folder, idx, npz, tfrecord")
         command.add_argument("--output", help="local folder; compiled files go to <output>/kubeflow/")
-        command.add_argument("--steps", type=int, help="training steps (train.steps)")
+        command.add_argument("--steps", type=_steps, help=STEPS_HELP)
         command.add_argument("--image", help="container image (kubeflow.image), pinned by tag or digest")
         command.add_argument("--pipeline-root", help="kubeflow.pipeline_root: gs://BUCKET/PATH or a volume path")
         command.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",

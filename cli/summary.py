@@ -43,7 +43,8 @@ def summarize(config: PipelineConfig, started_ms: int, seconds: float) -> str:
 def train_longer_hint(config: PipelineConfig, evaluation: dict | None, examples_uri: str | None) -> str | None:
     """What to do when the gate found the candidate far from the real data (its floor-relative limits);
     None for any other refusal. On a first run the usual cause is too few steps for the data: the
-    default 600 steps at batch 64 are 0.6 passes over Fashion-MNIST's 63,000 training images."""
+    600 steps `train.steps: auto` gives at 32 px are, at batch 64, 0.6 passes over Fashion-MNIST's
+    63,000 training images."""
     if not any("the real floor's" in reason for reason in (evaluation or {}).get("reasons", [])):
         return None
     from ganpipe.trainer.config import resolve_architecture, resolve_architecture_defaults
@@ -51,7 +52,7 @@ def train_longer_hint(config: PipelineConfig, evaluation: dict | None, examples_
     train = config.train
     batch = resolve_architecture_defaults(train, resolve_architecture(train.architecture, train.image_size))[
         "batch_size"]
-    seen = f"{train.steps} steps of {batch} images"
+    seen = f"{train.steps:,} steps of {batch} images"
     from ganpipe.trainer.data import read_ingest_report
 
     report = read_ingest_report(examples_uri) if examples_uri else None

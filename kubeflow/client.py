@@ -163,7 +163,7 @@ def _check_train_args(text: str) -> None:
         raise ValueError(f"not TrainArgs JSON such as {example} ({error})") from None
     low, high = UPPER_BOUNDS["steps"]
     if not low <= train_args.num_steps <= high:
-        raise ValueError(f"num_steps must be in [{low}, {high}]")
+        raise ValueError(f"num_steps must be in [{low}, {high}] (0 or none: the package's train.steps)")
     if list(train_args.splits) not in ([], ["train"]):
         raise ValueError('splits must be ["train"]: the generator trains on the train split')
 

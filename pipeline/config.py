@@ -482,7 +482,7 @@ def _set_dotted(config: PipelineConfig, dotted_key: str, raw: str) -> None:
 
 FLOAT32_MAX = 3.4028234663852886e38
 # Numeric settings that also take the word `auto`, and the value that stands for it.
-AUTO_KEYS = {"train.image_size": 0, "train.channels": 0, "train.batch_size": 0,
+AUTO_KEYS = {"train.image_size": 0, "train.channels": 0, "train.batch_size": 0, "train.steps": 0,
              "train.discriminator_dropout": AUTO_DROPOUT}
 
 

@@ -14,7 +14,7 @@ from ganpipe.components.image_example_gen import filesystem, shape, sources
 from ganpipe.components.image_example_gen.config import IngestConfig
 from ganpipe.pipeline import datasets
 from ganpipe.pipeline.config import ConfigError, PipelineConfig
-from ganpipe.trainer.config import AUTO
+from ganpipe.trainer.config import AUTO, resolve_steps
 
 
 @dataclasses.dataclass(frozen=True)
@@ -32,7 +32,8 @@ def resolve(config: PipelineConfig) -> ResolvedInput:
 
     Also settles the training shape: `train.image_size` and `train.channels`
     left at auto are set on ``config`` to what ingestion will store (decided
-    from the images by the same function the executor runs).
+    from the images by the same function the executor runs), and
+    `train.steps` left at auto to the steps for that size.
     """
     ingest = config.ingest_config()
     if config.data.path.lower().startswith("file://"):
@@ -52,9 +53,8 @@ def resolve(config: PipelineConfig) -> ResolvedInput:
         except datasets.DatasetNotInstalled as error:
             raise ConfigError(str(error)) from None
         found = sources.preflight(path, data_format, ingest)
-        _settle_shape(config, found["shape"])
-        return ResolvedInput(path, data_format, f"named dataset '{config.data.path}' ({path}); {_shape_line(found)}",
-                             ingest)
+        shape = _settle_shape(config, found["shape"])
+        return ResolvedInput(path, data_format, f"named dataset '{config.data.path}' ({path}); {shape}", ingest)
     if filesystem.is_url(config.data.path):
         path = config.data.path  # a URL: no ~, no working directory, no links to resolve
         _check_output_outside_url(path, config.output_dir)
@@ -62,14 +62,12 @@ def resolve(config: PipelineConfig) -> ResolvedInput:
         path = _check_output_outside_folder(config)
     data_format = sources.detect_format(path, config.data.format)
     if data_format == "tfrecord":
-        found = {"shape": _tfrecord_shape(path, config)}
-        _settle_shape(config, found["shape"])
+        shape = _settle_shape(config, _tfrecord_shape(path, config))
         _check_tfrecord_images(path, config)
-        return ResolvedInput(path, data_format, f"TFRecords of tf.Example at {path}; {_shape_line(found)}")
+        return ResolvedInput(path, data_format, f"TFRecords of tf.Example at {path}; {shape}")
     found = sources.preflight(path, data_format, ingest)
-    _settle_shape(config, found["shape"])
-    return ResolvedInput(path, data_format, f"{data_format} input at {path} ({_describe(found)}); "
-                                            f"{_shape_line(found)}", ingest)
+    shape = _settle_shape(config, found["shape"])
+    return ResolvedInput(path, data_format, f"{data_format} input at {path} ({_describe(found)}); {shape}", ingest)
 
 
 def _check_output_outside_folder(config: PipelineConfig) -> str:
@@ -192,15 +190,15 @@ def _check_tfrecord_images(path: str, config: PipelineConfig) -> None:
         raise ConfigError(f"record {index} of the TFRecords at {path}: {detail}") from None
 
 
-def _settle_shape(config: PipelineConfig, decision: dict) -> None:
+def _settle_shape(config: PipelineConfig, decision: dict) -> str:
+    """Sets the training shape, and train.steps at auto (which grows with it: trainer.config.resolve_steps),
+    on ``config``; returns the line that says what they are and why."""
     config.train.image_size = decision["image_size"]
     config.train.channels = decision["channels"]
-
-
-def _shape_line(found: dict) -> str:
-    decision = found["shape"]
+    why_steps = "as configured" if config.train.steps != AUTO else f"train.steps: auto at {decision['image_size']} px"
+    config.train.steps = resolve_steps(config.train.steps, config.train.image_size)
     return (f"training shape {decision['image_size']}x{decision['image_size']}x{decision['channels']} "
-            f"({decision['reason']})")
+            f"({decision['reason']}), {config.train.steps:,} steps ({why_steps})")
 
 
 def _describe(preflight_result: dict) -> str:

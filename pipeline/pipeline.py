@@ -154,7 +154,8 @@ def _synthetic_example_gen(pusher: ServingPusher, count: int) -> SyntheticExampl
 # (root.inputDefinitions.parameters), as the KFP UI and `ganpipe submit --param` show them.
 RUNTIME_PARAMETERS = {
     "data_path": "data.path (a folder, .npz, IDX or TFRecords on object storage or the pipeline-root volume)",
-    "train_args": 'the Trainer\'s TrainArgs as JSON: {"splits": ["train"], "num_steps": N} sets train.steps',
+    "train_args": 'the Trainer\'s TrainArgs as JSON: {"splits": ["train"], "num_steps": N} sets train.steps; '
+                  '0 keeps the compiled train.steps (auto: from the image size)',
     "max_bad_fraction": "data.max_bad_fraction",
     **{name: f"evaluate.{name}" for name in GATE_LIMITS},
 }
@@ -167,7 +168,9 @@ def runtime_parameter_defaults(config: PipelineConfig, data_path: str) -> dict[s
 
     defaults: dict[str, str | float] = {
         "data_path": data_path,
-        "train_args": json_format.MessageToJson(_train_args(config), indent=None, sort_keys=True),
+        # num_steps 0 (auto) is shown too: the run form is where users change it.
+        "train_args": json_format.MessageToJson(_train_args(config), indent=None, sort_keys=True,
+                                                including_default_value_fields=True),
         "max_bad_fraction": float(config.data.max_bad_fraction),
         **{name: float(getattr(config.evaluate, name)) for name in GATE_LIMITS},
     }
@@ -176,7 +179,8 @@ def runtime_parameter_defaults(config: PipelineConfig, data_path: str) -> dict[s
 
 
 def _train_args(config: PipelineConfig) -> tfx.proto.TrainArgs:
-    """The Trainer's TrainArgs: the train split, train.steps (the `train_args` runtime parameter's default)."""
+    """The Trainer's TrainArgs: the train split, train.steps (the `train_args` runtime parameter's default;
+    num_steps 0, which TFX passes on as no steps, is auto: the trainer resolves it from the stored size)."""
     return tfx.proto.TrainArgs(splits=["train"], num_steps=config.train.steps)
 
 

@@ -23,11 +23,12 @@ from ganpipe import contract  # noqa: E402
 from ganpipe.pipeline.config import ConfigError, load_config  # noqa: E402
 from ganpipe.trainer.augment import AdaptiveProbability, _cutout, diff_augment  # noqa: E402
 from ganpipe.trainer.config import (  # noqa: E402
-    AUTO_AUGMENT_BELOW_IMAGES, TrainerConfig, network_spec, resolve_architecture, resolve_augment,
+    AUTO, AUTO_AUGMENT_BELOW_IMAGES, TrainerConfig, network_spec, resolve_architecture, resolve_augment,
+    resolve_steps,
 )
 from ganpipe.trainer.models import build_discriminator, build_generator  # noqa: E402
 from ganpipe.trainer.export import export_generator  # noqa: E402
-from ganpipe.trainer.train import train_run  # noqa: E402
+from ganpipe.trainer.train import resolve_config, train_run  # noqa: E402
 from tests.test_distributed import compare_mirrored_with_one_replica  # noqa: E402
 from tests.test_trainer import _blobs, _write_split  # noqa: E402
 
@@ -110,6 +111,21 @@ def test_auto_choices_resolve_in_one_place():
     assert resolve_augment("auto", 3786) == "diffaugment"
     assert resolve_augment("auto", AUTO_AUGMENT_BELOW_IMAGES) == "off"
     assert resolve_augment("ada", 10) == "ada"
+
+
+def test_auto_steps_grow_with_the_pixels_per_image():
+    """600 where the demo is measured (32 px and below), x4 per doubling of the side; a number is kept."""
+    assert [resolve_steps(AUTO, size) for size in (16, 28, 32, 64, 128)] == [600, 600, 600, 2_400, 9_600]
+    assert resolve_steps(50, 64) == 50
+    with pytest.raises(ValueError, match="needs the image size"):
+        resolve_steps(AUTO, AUTO)
+    assert load_config(None, {"train.steps": "auto"}).train.steps == AUTO == TrainerConfig().steps
+    assert load_config(None, {"train.steps": "7"}).train.steps == 7
+    with pytest.raises(ConfigError, match=r"train\.steps"):
+        load_config(None, {"train.steps": "-1"})
+    # train_run resolves it with the rest, once the stored size is known
+    assert resolve_config(TrainerConfig(image_size=64, channels=3, augment="off")).steps == 2_400
+    assert resolve_config(TrainerConfig(augment="off")).steps == AUTO  # size still auto: left for later
 
 
 @pytest.mark.parametrize("override, message", [

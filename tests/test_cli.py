@@ -57,7 +57,7 @@ def test_output_inside_input_is_refused_by_real_path(capsys, png_folder, tmp_pat
 @pytest.mark.parametrize(
     "argv, key",
     [
-        (["--set", "train.steps=0"], "train.steps"),
+        (["--set", "train.steps=-1"], "train.steps"),
         (["--set", "train.stepz=3"], "train.stepz"),
         (["--set", "oops"], "KEY=VALUE"),
         (["--format", "parquet"], "data.format"),
@@ -159,5 +159,14 @@ def test_check_runs_every_check_and_writes_nothing(capsys, png_folder, tmp_path)
     code = cli.main(["run", "--check", "--data", str(png_folder), "--output", str(tmp_path / "out")])
     out = capsys.readouterr().out
     assert code == 0 and "check passed: input: folder input" in out and not (tmp_path / "out").exists()
-    code, err = _run(capsys, "--check", "--data", str(png_folder), "--set", "train.steps=0")
+    code, err = _run(capsys, "--check", "--data", str(png_folder), "--set", "train.steps=-1")
     assert code == 2 and "train.steps" in err
+
+
+def test_steps_take_auto_or_a_number_on_the_command_line(capsys, png_folder, tmp_path):
+    code = cli.main(["run", "--check", "--data", str(png_folder), "--output", str(tmp_path / "out"), "--steps", "auto"])
+    out = capsys.readouterr().out
+    assert code == 0 and "600 steps (train.steps: auto at 32 px)" in out, out
+    with pytest.raises(SystemExit):
+        cli.main(["run", "--check", "--data", str(png_folder), "--steps", "ten"])
+    assert "'ten' is not a whole number or auto" in capsys.readouterr().err

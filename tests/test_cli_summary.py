@@ -31,4 +31,4 @@ def test_other_refusals_get_no_hint_and_tfrecord_input_no_pass_count(tmp_path):
     assert train_longer_hint(_config(32, 600), None, None) is None
     # TFRecords come through ImportExampleGen, which writes no ingest report.
     hint = train_longer_hint(_config(64, 2000), {"reasons": [WORSE, FAR]}, str(tmp_path))
-    assert "(2000 steps of 64 images)" in hint
+    assert "(2,000 steps of 64 images)" in hint

@@ -52,7 +52,7 @@ def test_bad_yaml_is_rejected_naming_the_key(tmp_path, yaml_text, key):
     [
         ({"train.nope": "1"}, "train.nope"),
         ({"train": "1"}, "train"),
-        ({"train.steps": "0"}, "train.steps"),
+        ({"train.steps": "-3"}, "train.steps"),
         ({"train.channels": "2"}, "train.channels"),
         ({"data.max_bad_fraction": "-0.1"}, "data.max_bad_fraction"),
     ],
@@ -133,7 +133,7 @@ def test_a_float_with_hundreds_of_digits_is_refused_not_a_traceback():
 
 @pytest.mark.parametrize("override, message", [
     ({"train.seed": "-1"}, "train.seed=-1: must be in [0, 2147483647]"),
-    ({"train.steps": str(10**12)}, "train.steps=1000000000000: must be in [1, 1000000000]"),
+    ({"train.steps": str(10**12)}, "train.steps=1000000000000: must be in [0, 1000000000]"),
     ({"train.batch_size": str(10**9)}, "train.batch_size=1000000000: must be in [0, 65536]"),
     ({"train.latent_dim": str(10**9)}, "train.latent_dim=1000000000: must be in [1, 4096]"),
     ({"train.shuffle_buffer": "100000000000000"}, "train.shuffle_buffer=100000000000000: must be in [1, 10000000]"),
@@ -168,3 +168,22 @@ def test_a_checkpoint_or_serving_dir_that_cannot_be_written_is_refused_before_tf
         config = load_config(None, {key: str(a_file / "sub"), "output_dir": str(tmp_path / "out")})
         with pytest.raises(ConfigError, match=re.escape(f"{key}: {a_file} is a file, not a folder")):
             inputs.resolve(config)
+
+
+def test_the_preflight_settles_auto_steps_with_the_shape_and_says_so(tmp_path):
+    """A 64 px colour folder trains 2,400 steps at `train.steps: auto` (600 steps left emoji as mush,
+    docs/design.md); the input line names the steps and why; --steps still wins."""
+    from PIL import Image
+
+    from ganpipe.pipeline import inputs
+
+    for index in range(3):
+        Image.new("RGBA", (64, 64), (255, 200, 0, 128 + index)).save(tmp_path / f"{index}.png")
+    config = load_config(None, {"data.path": str(tmp_path), "output_dir": str(tmp_path.parent / "out")})
+    summary = inputs.resolve(config).summary
+    assert (config.train.image_size, config.train.channels, config.train.steps) == (64, 3, 2_400)
+    assert summary.endswith("2,400 steps (train.steps: auto at 64 px)"), summary
+    config = load_config(None, {"data.path": str(tmp_path), "output_dir": str(tmp_path.parent / "out"),
+                                "train.steps": "50"})
+    assert inputs.resolve(config).summary.endswith(", 50 steps (as configured)")
+    assert config.train.steps == 50

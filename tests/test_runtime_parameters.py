@@ -20,7 +20,7 @@ import pytest
 from ganpipe.evaluation.config import GATE_LIMITS, EvaluateConfig
 from ganpipe.kubeflow import client as kfp_client
 from ganpipe.pipeline.config import load_config
-from ganpipe.pipeline.pipeline import RUNTIME_PARAMETERS
+from ganpipe.pipeline.pipeline import RUNTIME_PARAMETERS, runtime_parameter_defaults
 from ganpipe.trainer.task import config_from_fn_args
 from tests.conftest import TINY_RUN_FLAGS, write_png_folder
 
@@ -70,7 +70,7 @@ def test_each_parameter_feeds_its_task(compiled_package):
     ("max_fid_over_floor=0.5", "below 1"),
     ("min_coverage=nan", "finite"),
     ("min_recall=lots", "expected a number"),
-    ("train_args={\"num_steps\": 0}", "num_steps"),
+    ("train_args={\"num_steps\": -1}", "num_steps"),
     ("train_args=600", "TrainArgs JSON"),
     ("data_path=relative/folder", "object storage"),
     ("stepz=3", "declares no such parameter"),
@@ -85,6 +85,9 @@ def test_good_params_are_typed_as_the_package_declares_them(compiled_package):
     assert kfp_client.validate_params(compiled_package, [
         "max_fid_over_floor=4", "data_path=gs://bucket/images", 'train_args={"num_steps": 50}',
     ]) == {"max_fid_over_floor": 4.0, "data_path": "gs://bucket/images", "train_args": '{"num_steps": 50}'}
+    # 0: TFX hands it on as "not given", so the package's train.steps holds (auto unless compiled with --steps)
+    assert kfp_client.validate_params(compiled_package, ['train_args={"num_steps": 0}']) == {
+        "train_args": '{"num_steps": 0}'}
     # Without a remote Beam runner, a path on the pipeline-root volume is a run's input too.
     assert kfp_client.validate_params(compiled_package, ["data_path=/mnt/pipeline/images"]) == {
         "data_path": "/mnt/pipeline/images"}
@@ -97,6 +100,10 @@ def test_limits_and_steps_given_on_their_own_win_over_the_config():
         EvaluateConfig().with_limits({"max_kid": -1.0})
     fn_args = types.SimpleNamespace(custom_config={"trainer": {"steps": 600}}, train_steps=7)
     assert config_from_fn_args(fn_args).steps == 7
+    fn_args = types.SimpleNamespace(custom_config={"trainer": {"steps": 0}}, train_steps=None)  # both auto
+    assert config_from_fn_args(fn_args).steps == 0
+    # the run form shows the step count at auto too, where a zero would vanish from proto3 JSON
+    assert runtime_parameter_defaults(load_config(None), "x")["train_args"] == '{"numSteps": 0, "splits": ["train"]}'
 
 
 def test_parameter_values_reach_the_executors_in_a_real_run(tmp_path):

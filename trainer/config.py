@@ -32,11 +32,16 @@ AUTO_DCGAN_FROM_SIZE = 64
 UPSAMPLES = ("transposed", "resize")
 UPSAMPLE_CHOICES = (*UPSAMPLES, "auto")
 AUTO_DROPOUT = -1.0  # train.discriminator_dropout: auto (0 already means "no dropout")
+# train.steps: auto (resolve_steps) at 32 px and below, scaled from 32 px by the pixels per image.
+# 600: the bundled demo's digits are digit-like there and the gate blesses them. At 64 px (x4 =
+# 2,400) 600 steps left the emoji as checkerboard mush at 5.3x the floor's FID while ~2,100 reached
+# 2.5-2.7x (docs/design.md, "The gate's default limits"); 128 px follows the rule unmeasured.
+AUTO_STEPS_AT_32 = 600
 # Ranges the downstream code can honour: seeds are folded into TF's int32/int64 stateless seeds;
 # the shuffle buffer and batch are held in memory (a 10^14 buffer segfaults TF); steps are int64.
 UPPER_BOUNDS = {
     "seed": (0, 2**31 - 1),
-    "steps": (1, 10**9),
+    "steps": (0, 10**9),  # 0: auto (resolve_steps)
     "batch_size": (0, 65_536),
     "latent_dim": (1, 4_096),
     "shuffle_buffer": (1, 10_000_000),
@@ -85,16 +90,16 @@ class TrainerConfig:
     the steps (bench/quality_per_compute.py, figures in docs/design.md):
     generator BatchNorm momentum 0.9 (the tutorial's Keras 0.99 leaves early
     exports dark), Adam 2e-4 (the DCGAN paper's, the tutorial's 1e-4 is half)
-    and an EMA of the generator (0.999, with warm-up). ``steps`` and
-    ``batch_size`` are sized for the bundled demo finishing in minutes on two
-    CPU cores. Every other option beyond the tutorial is off, except
+    and an EMA of the generator (0.999, with warm-up). ``steps`` (auto: grows
+    with the resolution) and ``batch_size`` are sized for the bundled demo
+    finishing in minutes on two CPU cores. Every other option beyond the tutorial is off, except
     checkpoints.
     """
 
     image_size: int = AUTO  # one of SUPPORTED_IMAGE_SIZES, or AUTO (0): the stored images' size
     channels: int = AUTO  # 1 or 3, or AUTO (0): the stored images' channels
     latent_dim: int = 100
-    steps: int = 600
+    steps: int = AUTO  # AUTO (0): resolve_steps, from the image size
     batch_size: int = AUTO  # the GLOBAL batch (workers and replicas split it); auto: ARCHITECTURE_DEFAULTS
     generator_lr: float = 2e-4
     discriminator_lr: float = 2e-4
@@ -179,6 +184,8 @@ class TrainerConfig:
             raise ValueError(f"train.channels={self.channels}: must be auto, 1 or 3")
         if self.batch_size < 0:
             raise ValueError(f"train.batch_size={self.batch_size}: must be auto or >= 1")
+        if self.steps < 0:
+            raise ValueError(f"train.steps={self.steps}: must be auto or >= 1")
         for name, (low, high) in UPPER_BOUNDS.items():
             value = getattr(self, name)
             if not low <= value <= high:
@@ -187,7 +194,7 @@ class TrainerConfig:
             value = getattr(self, field.name)
             if isinstance(value, float) and not math.isfinite(value):
                 raise ValueError(f"train.{field.name}={value}: must be a finite number")
-        positive = ("latent_dim", "steps", "shuffle_buffer", "log_every", "sample_every", "workers")
+        positive = ("latent_dim", "shuffle_buffer", "log_every", "sample_every", "workers")
         for name in positive:
             if getattr(self, name) < 1:
                 raise ValueError(f"train.{name}={getattr(self, name)}: must be >= 1")
@@ -267,6 +274,19 @@ def resolve_architecture(architecture: str, image_size: int) -> str:
     if architecture != "auto":
         return architecture
     return "dcgan-tutorial" if image_size < AUTO_DCGAN_FROM_SIZE else "dcgan"
+
+
+def resolve_steps(steps: int, image_size: int) -> int:
+    """"auto" (AUTO) -> AUTO_STEPS_AT_32 x the pixels per image over 32x32's, never fewer:
+    600 up to 32 px, 2,400 at 64, 9,600 at 128. Any other value is returned as it is.
+
+    Raises ValueError for auto with the image size still auto.
+    """
+    if steps != AUTO:
+        return steps
+    if image_size == AUTO:
+        raise ValueError("train.steps=auto needs the image size")
+    return AUTO_STEPS_AT_32 * max(1, (image_size // 32) ** 2)
 
 
 def resolve_architecture_defaults(cfg: "TrainerConfig", architecture: str) -> dict[str, Any]:

@@ -37,7 +37,7 @@ from ganpipe.trainer.augment import AdaptiveProbability, diff_augment
 from ganpipe.trainer.checkpoints import CheckpointKeeper, checkpoint_directory, run_identity
 from ganpipe.trainer.config import (
     AUTO, AUTO_AUGMENT_BELOW_IMAGES, NetworkSpec, TrainerConfig, network_spec, resolve_architecture,
-    resolve_architecture_defaults, resolve_augment, resolve_loss,
+    resolve_architecture_defaults, resolve_augment, resolve_loss, resolve_steps,
 )
 from ganpipe.trainer.data import (count_records, input_spec, list_files, make_dataset, read_ingest_report, read_labels,
                                   stored_shape)
@@ -72,15 +72,16 @@ class EmptyDatasetError(TrainingDataError):
 
 
 def resolve_config(cfg: TrainerConfig, num_images: int | None = None) -> TrainerConfig:
-    """cfg with every "auto" (architecture, loss, augment, and the architecture's batch size, D
-    dropout and upsampling) replaced by what it means for this run.
+    """cfg with every "auto" (architecture, loss, augment, steps once the image size is known, and the
+    architecture's batch size, D dropout and upsampling) replaced by what it means for this run.
 
     ``num_images`` (the training set's size, or a count capped at
     AUTO_AUGMENT_BELOW_IMAGES) is needed only when train.augment is auto.
     The resolved values are what checkpoints record and compare.
     """
     architecture = resolve_architecture(cfg.architecture, cfg.image_size)
-    return dataclasses.replace(cfg, architecture=architecture, loss=resolve_loss(cfg.loss, architecture),
+    steps = cfg.steps if cfg.image_size == AUTO else resolve_steps(cfg.steps, cfg.image_size)
+    return dataclasses.replace(cfg, architecture=architecture, loss=resolve_loss(cfg.loss, architecture), steps=steps,
                                augment=resolve_augment(cfg.augment, num_images),
                                **resolve_architecture_defaults(cfg, architecture))
 
@@ -395,6 +396,7 @@ def train_run(cfg: TrainerConfig, train_files: list[str], run_dir: str,
         tf.config.experimental.enable_op_determinism()
     keras.utils.set_random_seed(cfg.seed)
     cfg, class_names = _with_classes(_with_shape(cfg, train_files), train_files)
+    steps_from = f" (train.steps: auto at {cfg.image_size} px)" if cfg.steps == AUTO else ""
     cfg = resolve_config(cfg, _count_for_augment(cfg, train_files))
     replicas = strategy.num_replicas_in_sync
     if cfg.batch_size % replicas:
@@ -416,14 +418,15 @@ def train_run(cfg: TrainerConfig, train_files: list[str], run_dir: str,
         raise RuntimeError(f"this worker restored step {start} but others did not: train.checkpoint_dir "
                            "must be storage every worker sees")
     if start > cfg.steps:
-        LOGGER.warning("the checkpoint is at step %d, past train.steps=%d: exporting it as it is", start, cfg.steps)
+        LOGGER.warning("the checkpoint is at step %d, past train.steps=%d%s: exporting it as it is", start, cfg.steps,
+                       steps_from)
 
     batches = iter(strategy.distribute_datasets_from_function(
         lambda context: make_dataset(train_files, input_spec(cfg), with_labels=bool(trainer.num_classes),
                                      input_context=context, skip_batches=start)))
     if chief:
-        LOGGER.info("training steps %d..%d, global batch %d, %dx%dx%d, %d replica(s), %s networks, loss %s, "
-                    "augment %s", start + 1, cfg.steps, cfg.batch_size, cfg.image_size, cfg.image_size,
+        LOGGER.info("training steps %d..%d%s, global batch %d, %dx%dx%d, %d replica(s), %s networks, loss %s, "
+                    "augment %s", start + 1, cfg.steps, steps_from, cfg.batch_size, cfg.image_size, cfg.image_size,
                     cfg.channels, replicas, cfg.architecture, cfg.loss, cfg.augment)
     log = RunLog(LogSchedule.of(cfg), run_dir, trainer, chief, start, history)
     try:
