@@ -34,8 +34,8 @@ UPSAMPLE_CHOICES = (*UPSAMPLES, "auto")
 AUTO_DROPOUT = -1.0  # train.discriminator_dropout: auto (0 already means "no dropout")
 # train.steps: auto (resolve_steps) at 32 px and below, scaled from 32 px by the pixels per image.
 # 600: the bundled demo's digits are digit-like there and the gate blesses them. At 64 px (x4 =
-# 2,400) 600 steps left the emoji as checkerboard mush at 5.3x the floor's FID while ~2,100 reached
-# 2.5-2.7x (docs/design.md, "The gate's default limits"); 128 px follows the rule unmeasured.
+# 2,400) 600 steps left the emoji as checkerboard mush at 5.3x the floor's FID, and a `ganpipe run`
+# with 2,400 reached 2.3x (docs/design.md, "How long"); 128 px follows the rule unmeasured.
 AUTO_STEPS_AT_32 = 600
 # Ranges the downstream code can honour: seeds are folded into TF's int32/int64 stateless seeds;
 # the shuffle buffer and batch are held in memory (a 10^14 buffer segfaults TF); steps are int64.
