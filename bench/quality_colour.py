@@ -243,8 +243,12 @@ def run(cpu_minutes: float, points: int, seeds: int, samples: int, variants: lis
                   (earlier[name][0], earlier[name][1][seed]) if name in earlier else None) for name, seed in tasks]
     if jobs > 1:
         # spawn, not fork: TensorFlow's runtime does not survive a fork.
+        from ganpipe.trainer.local_workers import LAUNCHER_PID_ENV, die_with_launcher
+
         context = multiprocessing.get_context("spawn")
-        with concurrent.futures.ProcessPoolExecutor(jobs, mp_context=context) as pool:
+        # A killed bench must not leave its workers training on (once, two ran for 40 CPU-minutes each).
+        os.environ[LAUNCHER_PID_ENV] = str(os.getpid())
+        with concurrent.futures.ProcessPoolExecutor(jobs, mp_context=context, initializer=die_with_launcher) as pool:
             outcomes = list(pool.map(curve_task, *zip(*arguments)))
     else:
         outcomes = [curve_task(*task) for task in arguments]
