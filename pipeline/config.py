@@ -577,4 +577,5 @@ def _coerce(value: Any, field_type: Any, key: str) -> Any:
                           '["--runner=DirectRunner", "--direct_num_workers=2"]')
     else:
         raise ConfigError(f"{key}: unsupported setting type {field_type}")
-    raise ConfigError(f"{key}={_shown(value)}: expected {field_type.__name__}")
+    raise ConfigError(f"{key}={_shown(value)}: expected {field_type.__name__}"
+                      + (" or auto" if key in AUTO_KEYS else ""))

@@ -187,3 +187,11 @@ def test_the_preflight_settles_auto_steps_with_the_shape_and_says_so(tmp_path):
                                 "train.steps": "50"})
     assert inputs.resolve(config).summary.endswith(", 50 steps (as configured)")
     assert config.train.steps == 50
+
+
+def test_a_wrong_type_for_a_key_that_takes_auto_says_auto_is_allowed():
+    for key in ("train.steps", "train.image_size", "train.batch_size"):
+        with pytest.raises(ConfigError, match=re.escape(f"{key}='ten': expected int or auto")):
+            load_config(None, {key: "ten"})
+    with pytest.raises(ConfigError, match=re.escape("train.latent_dim='ten': expected int") + "$"):
+        load_config(None, {"train.latent_dim": "ten"})
